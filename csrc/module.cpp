@@ -1,0 +1,222 @@
+// Python bindings of the word2vec corpus engine (fastpretrain._C). Arrays cross
+// the boundary without copies: results are numpy arrays that own C++ buffers.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "producer.h"
+#include "sampling.h"
+#include "text_encoder.h"
+
+namespace py = pybind11;
+using namespace fp;
+
+namespace {
+
+template <class T>
+py::array_t<T> to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
+  auto* owned = new std::vector<T>(std::move(v));
+  py::capsule owner(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+  return py::array_t<T>(shape, owned->data(), owner);
+}
+
+template <class T>
+py::array_t<T> to_numpy(std::vector<T>&& v) {
+  const auto n = static_cast<py::ssize_t>(v.size());
+  return to_numpy(std::move(v), {n});
+}
+
+std::vector<int64_t> counts_vector(const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& counts) {
+  if (counts.ndim() != 1) throw py::value_error("counts must be a 1-D array");
+  for (py::ssize_t i = 0; i < counts.size(); ++i) {
+    if (counts.data()[i] < 0) throw py::value_error("counts must be >= 0");
+  }
+  return std::vector<int64_t>(counts.data(), counts.data() + counts.size());
+}
+
+py::array_t<int32_t> feed(TextEncoder& enc, const py::bytes& data) {
+  char* ptr;
+  py::ssize_t n;
+  PYBIND11_BYTES_AS_STRING_AND_SIZE(data.ptr(), &ptr, &n);
+  std::vector<int32_t> out;
+  out.reserve(static_cast<size_t>(n) / 4);
+  {
+    py::gil_scoped_release release;
+    enc.feed(ptr, static_cast<size_t>(n), out);
+  }
+  return to_numpy(std::move(out));
+}
+
+py::array_t<int32_t> feed_sentences(TextEncoder& enc, const py::iterable& sentences) {
+  std::vector<int32_t> out;
+  for (py::handle sentence : sentences) {
+    if (py::isinstance<py::str>(sentence) || py::isinstance<py::bytes>(sentence)) {
+      throw py::type_error("sentences: expected an iterable of token lists, found a string; split it into tokens");
+    }
+    if (!py::isinstance<py::iterable>(sentence)) {
+      throw py::type_error("sentences: expected an iterable of token lists, found " +
+                           std::string(py::str(py::type::handle_of(sentence).attr("__name__"))));
+    }
+    for (py::handle token : sentence) {
+      if (!PyUnicode_Check(token.ptr())) {
+        throw py::type_error("sentences: tokens must be str, found " +
+                             std::string(py::str(py::type::handle_of(token).attr("__name__"))));
+      }
+      Py_ssize_t len;
+      const char* utf8 = PyUnicode_AsUTF8AndSize(token.ptr(), &len);
+      if (utf8 == nullptr) throw py::error_already_set();
+      try {
+        enc.add_word(std::string_view(utf8, static_cast<size_t>(len)), out);
+      } catch (const std::invalid_argument& e) {
+        throw py::value_error(std::string("sentences: ") + e.what());
+      }
+    }
+    enc.end_source(out);
+  }
+  return to_numpy(std::move(out));
+}
+
+// Provisional ids of the words with count >= min_count, most frequent first (ties
+// by word), at most max_size of them (max_size < 0: no limit).
+py::array_t<int32_t> final_order(const TextEncoder& enc, int64_t min_count, int64_t max_size) {
+  const WordTable& t = enc.table();
+  std::vector<int32_t> order;
+  for (int32_t i = 0; i < t.size(); ++i) {
+    if (t.count(i) >= min_count) order.push_back(i);
+  }
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return t.count(a) != t.count(b) ? t.count(a) > t.count(b) : t.word(a) < t.word(b);
+  });
+  if (max_size >= 0 && static_cast<int64_t>(order.size()) > max_size) order.resize(max_size);
+  return to_numpy(std::move(order));
+}
+
+py::list words(const TextEncoder& enc) {
+  const WordTable& t = enc.table();
+  py::list out(t.size());
+  for (int32_t i = 0; i < t.size(); ++i) {
+    const std::string_view w = t.word(i);
+    out[i] = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(w.data(), static_cast<Py_ssize_t>(w.size()), "strict"));
+  }
+  return out;
+}
+
+int64_t remap(py::array_t<int32_t, py::array::c_style> ids, const py::array_t<int32_t, py::array::c_style>& mapping) {
+  if (!ids.writeable()) throw py::value_error("ids must be writable");
+  int32_t* data = ids.mutable_data();
+  const int64_t n = ids.size();
+  py::gil_scoped_release release;
+  return remap_ids(data, n, mapping.data(), mapping.size());
+}
+
+py::tuple alias_table(const py::array_t<double, py::array::c_style | py::array::forcecast>& weights) {
+  AliasTable table(std::vector<double>(weights.data(), weights.data() + weights.size()));
+  return py::make_tuple(to_numpy(std::vector<uint64_t>(table.thresholds())),
+                        to_numpy(std::vector<int32_t>(table.aliases())));
+}
+
+py::tuple huffman(const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& counts) {
+  HuffmanCodes h = build_huffman(counts_vector(counts));
+  const auto v = static_cast<py::ssize_t>(h.lengths.size());
+  return py::make_tuple(to_numpy(std::move(h.codes), {v, h.max_length}),
+                        to_numpy(std::move(h.points), {v, h.max_length}),
+                        to_numpy(std::move(h.lengths)));
+}
+
+// Keeps the id array alive for as long as the worker threads read it.
+struct PyProducer {
+  py::array_t<int32_t, py::array::c_style> ids;
+  ProducerOptions options;
+  std::unique_ptr<Producer> producer;
+};
+
+py::object next_batch(PyProducer& self) {
+  std::unique_ptr<Batch> b;
+  for (;;) {
+    bool timed_out;
+    {
+      py::gil_scoped_release release;
+      b = self.producer->next(100, &timed_out);
+    }
+    if (b || !timed_out) break;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C while waiting
+  }
+  if (!b) return py::none();
+  const ProducerOptions& o = self.options;
+  const auto n = static_cast<py::ssize_t>(b->size);
+  py::dict out;
+  out["centers"] = to_numpy(std::move(b->centers));
+  if (o.skipgram) {
+    out["contexts"] = to_numpy(std::move(b->contexts));
+    out["lengths"] = py::none();
+  } else {
+    out["contexts"] = to_numpy(std::move(b->contexts), {n, 2 * static_cast<py::ssize_t>(o.window)});
+    out["lengths"] = to_numpy(std::move(b->lengths));
+  }
+  out["negatives"] = o.negative > 0 ? py::object(to_numpy(std::move(b->negatives), {n, o.negative})) : py::none();
+  out["epoch"] = b->epoch;
+  out["worker"] = b->worker;
+  out["progress"] = self.producer->progress();
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fastpretrain's C++ word2vec corpus engine";
+
+  py::class_<TextEncoder>(m, "TextEncoder", "Streaming tokenizer and word counter (one pass).")
+      .def(py::init<>())
+      .def("feed", &feed, py::arg("data"),
+           "Tokenize a chunk of UTF-8 bytes; returns provisional ids, -1 at line ends.")
+      .def("end_source", [](TextEncoder& e) {
+             std::vector<int32_t> out;
+             e.end_source(out);
+             return to_numpy(std::move(out));
+           }, "Flush the last word of a source and close its line.")
+      .def("feed_sentences", &feed_sentences, py::arg("sentences"),
+           "Add an iterable of token lists; each list ends a line.")
+      .def("__len__", [](const TextEncoder& e) { return e.table().size(); })
+      .def("words", &words, "Distinct words in order of first appearance.")
+      .def("counts", [](const TextEncoder& e) { return to_numpy(std::vector<int64_t>(e.table().counts())); })
+      .def("final_order", &final_order, py::arg("min_count"), py::arg("max_size"))
+      .def_property_readonly("bytes_seen", &TextEncoder::bytes_seen);
+
+  m.def("remap_ids", &remap, py::arg("ids"), py::arg("mapping"),
+        "Map ids through `mapping` in place (negative = drop), collapse empty lines; returns the new length.");
+  m.def("keep_probabilities", [](const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& counts,
+                                 double sample) { return to_numpy(keep_probabilities(counts_vector(counts), sample)); },
+        py::arg("counts"), py::arg("sample"));
+  m.def("alias_table", &alias_table, py::arg("weights"), "Vose alias table: (thresholds in units of 2^-32, aliases).");
+  m.def("huffman", &huffman, py::arg("counts"), "Huffman (codes, points, lengths) in word2vec.c's layout.");
+
+  py::class_<PyProducer>(m, "Producer", "Multi-threaded word2vec batch producer.")
+      .def(py::init([](py::array_t<int32_t, py::array::c_style> ids,
+                       const py::array_t<double, py::array::c_style | py::array::forcecast>& keep,
+                       const py::array_t<double, py::array::c_style | py::array::forcecast>& noise, bool skipgram,
+                       int32_t window, int32_t negative, int64_t batch_size, int32_t epochs, int32_t workers,
+                       uint64_t seed, int32_t max_sentence_length, int32_t queue_depth) {
+             auto self = std::make_unique<PyProducer>();
+             self->ids = std::move(ids);
+             self->options = ProducerOptions{skipgram, window, negative, batch_size, epochs,
+                                             workers, seed, max_sentence_length, queue_depth};
+             AliasTable table;
+             if (negative > 0) table = AliasTable(std::vector<double>(noise.data(), noise.data() + noise.size()));
+             self->producer = std::make_unique<Producer>(
+                 self->ids.data(), self->ids.size(), std::vector<double>(keep.data(), keep.data() + keep.size()),
+                 std::move(table), self->options);
+             return self;
+           }),
+           py::arg("ids"), py::arg("keep"), py::arg("noise"), py::arg("skipgram"), py::arg("window"),
+           py::arg("negative"), py::arg("batch_size"), py::arg("epochs"), py::arg("workers"), py::arg("seed"),
+           py::arg("max_sentence_length"), py::arg("queue_depth"))
+      .def("next", &next_batch, "Next batch as a dict of numpy arrays, or None when done.")
+      .def_property_readonly("words_per_epoch", [](const PyProducer& p) { return p.producer->words_per_epoch(); })
+      .def_property_readonly("progress", [](const PyProducer& p) { return p.producer->progress(); });
+}

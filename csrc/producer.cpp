@@ -1,0 +1,222 @@
+#include "producer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "text_encoder.h"
+
+namespace fp {
+
+Producer::Producer(const int32_t* ids, int64_t n, std::vector<double> keep, AliasTable noise, ProducerOptions opt)
+    : ids_(ids), n_(n), keep_(std::move(keep)), noise_(std::move(noise)), opt_(opt) {
+  if (opt_.window < 1) throw std::invalid_argument("window must be >= 1");
+  if (opt_.negative < 0) throw std::invalid_argument("negative must be >= 0");
+  if (opt_.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1");
+  if (opt_.epochs < 1) throw std::invalid_argument("epochs must be >= 1");
+  if (opt_.workers < 1) throw std::invalid_argument("workers must be >= 1");
+  if (opt_.max_sentence_length < 1) throw std::invalid_argument("max_sentence_length must be >= 1");
+  if (opt_.queue_depth < 1) throw std::invalid_argument("queue_depth must be >= 1");
+  if (opt_.negative > 0 && noise_.size() != keep_.size()) {
+    throw std::invalid_argument("the noise distribution must cover the vocabulary");
+  }
+  const auto vocab = static_cast<int32_t>(keep_.size());
+  for (int64_t i = 0; i < n_; ++i) {
+    const int32_t id = ids_[i];
+    if (id >= vocab || id < kLineEnd) {
+      throw std::out_of_range("ids[" + std::to_string(i) + "] = " + std::to_string(id) +
+                              " is outside the vocabulary of " + std::to_string(vocab) + " words");
+    }
+    words_per_epoch_ += id >= 0;
+  }
+  consumed_words_.assign(opt_.workers, 0);
+  for (int32_t w = 0; w < opt_.workers; ++w) {
+    queues_.push_back(std::make_unique<Queue>());
+    active_.push_back(w);
+  }
+  for (int32_t w = 0; w < opt_.workers; ++w) threads_.emplace_back(&Producer::run, this, w);
+}
+
+Producer::~Producer() {
+  stop_ = true;
+  for (auto& q : queues_) {
+    std::lock_guard<std::mutex> lock(q->mutex);
+    q->space.notify_all();
+  }
+  for (auto& t : threads_) t.join();
+}
+
+bool Producer::push(int w, std::unique_ptr<Batch> batch) {
+  Queue& q = *queues_[w];
+  std::unique_lock<std::mutex> lock(q.mutex);
+  q.space.wait(lock, [&] { return stop_ || q.batches.size() < static_cast<size_t>(opt_.queue_depth); });
+  if (stop_) return false;
+  q.batches.push_back(std::move(batch));
+  q.ready.notify_one();
+  return true;
+}
+
+// Fills batches for one worker; `emit` hands each sealed batch to the queue.
+class Producer::Worker {
+ public:
+  Worker(Producer& p, int w) : p_(p), opt_(p.opt_), w_(w), rng_(worker_seed(opt_.seed, w)) {
+    ctx_width_ = opt_.skipgram ? 1 : 2 * opt_.window;
+    fresh();
+  }
+
+  // Returns false when the producer is stopping.
+  bool run() {
+    const int64_t lo = p_.n_ * w_ / opt_.workers, hi = p_.n_ * (w_ + 1) / opt_.workers;
+    std::vector<int32_t> sentence;
+    sentence.reserve(opt_.max_sentence_length);
+    for (epoch_ = 0; epoch_ < opt_.epochs; ++epoch_) {
+      int64_t pos = lo;
+      while (pos < hi) {
+        if (p_.stop_) return false;
+        pos = read_sentence(pos, hi, sentence);
+        if (!train_sentence(sentence)) return false;
+      }
+    }
+    epoch_ = opt_.epochs - 1;
+    return batch_->size == 0 || seal();
+  }
+
+ private:
+  // word2vec.c's ReadWord loop: subsample as we read, stop at a line end or at
+  // max_sentence_length kept words.
+  int64_t read_sentence(int64_t pos, int64_t hi, std::vector<int32_t>& sentence) {
+    sentence.clear();
+    while (pos < hi && sentence.size() < static_cast<size_t>(opt_.max_sentence_length)) {
+      const int32_t id = p_.ids_[pos++];
+      if (id == kLineEnd) {
+        if (sentence.empty()) continue;
+        break;
+      }
+      ++words_read_;
+      const double keep = p_.keep_[id];
+      if (keep < 1.0 && keep < rng_.uniform()) continue;
+      sentence.push_back(id);
+    }
+    return pos;
+  }
+
+  bool train_sentence(const std::vector<int32_t>& s) {
+    const auto len = static_cast<int32_t>(s.size());
+    for (int32_t i = 0; i < len; ++i) {
+      const int32_t reach = opt_.window - static_cast<int32_t>(rng_.below(opt_.window));
+      const int32_t a = std::max(0, i - reach), b = std::min(len - 1, i + reach);
+      if (opt_.skipgram) {
+        for (int32_t j = a; j <= b; ++j) {
+          if (j == i) continue;
+          const int64_t k = batch_->size;
+          batch_->centers[k] = s[i];
+          batch_->contexts[k] = s[j];
+          if (!add_negatives(k)) return false;
+        }
+      } else if (b > a) {
+        const int64_t k = batch_->size;
+        int32_t* ctx = &batch_->contexts[k * ctx_width_];
+        int32_t c = 0;
+        for (int32_t j = a; j <= b; ++j) {
+          if (j != i) ctx[c++] = s[j];
+        }
+        batch_->lengths[k] = c;
+        batch_->centers[k] = s[i];
+        if (!add_negatives(k)) return false;
+      }
+    }
+    return true;
+  }
+
+  // Draw the negatives of example k, close it, and seal the batch when full.
+  bool add_negatives(int64_t k) {
+    int32_t* neg = batch_->negatives.data() + k * opt_.negative;
+    for (int32_t t = 0; t < opt_.negative; ++t) neg[t] = p_.noise_.sample(rng_);
+    return ++batch_->size < opt_.batch_size || seal();
+  }
+
+  bool seal() {
+    const int64_t k = batch_->size;
+    batch_->centers.resize(k);
+    batch_->contexts.resize(k * ctx_width_);
+    if (!opt_.skipgram) batch_->lengths.resize(k);
+    batch_->negatives.resize(k * opt_.negative);
+    batch_->words_done = words_read_;
+    batch_->epoch = epoch_;
+    batch_->worker = w_;
+    const bool ok = p_.push(w_, std::move(batch_));
+    fresh();
+    return ok;
+  }
+
+  void fresh() {
+    const int64_t bs = opt_.batch_size;
+    batch_ = std::make_unique<Batch>();
+    batch_->centers.resize(bs);
+    batch_->contexts.assign(bs * ctx_width_, -1);
+    if (!opt_.skipgram) batch_->lengths.resize(bs);
+    batch_->negatives.resize(bs * opt_.negative);
+  }
+
+  Producer& p_;
+  const ProducerOptions& opt_;
+  const int w_;
+  SplitMix64 rng_;
+  int64_t ctx_width_;
+  int64_t words_read_ = 0;
+  int32_t epoch_ = 0;
+  std::unique_ptr<Batch> batch_;
+};
+
+void Producer::run(int w) {
+  Queue& q = *queues_[w];
+  try {
+    Worker(*this, w).run();
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(q.mutex);
+    q.error = std::current_exception();
+  }
+  std::lock_guard<std::mutex> lock(q.mutex);
+  q.done = true;
+  q.ready.notify_all();
+}
+
+std::unique_ptr<Batch> Producer::next(int timeout_ms, bool* timed_out) {
+  *timed_out = false;
+  while (!active_.empty()) {
+    if (cursor_ >= active_.size()) cursor_ = 0;
+    const int32_t w = active_[cursor_];
+    Queue& q = *queues_[w];
+    std::unique_lock<std::mutex> lock(q.mutex);
+    const bool ready = q.ready.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                                        [&] { return !q.batches.empty() || q.done; });
+    if (!ready) {
+      *timed_out = true;
+      return nullptr;
+    }
+    if (!q.batches.empty()) {
+      std::unique_ptr<Batch> batch = std::move(q.batches.front());
+      q.batches.pop_front();
+      q.space.notify_one();
+      consumed_words_[w] = batch->words_done;
+      cursor_ = (cursor_ + 1) % active_.size();
+      return batch;
+    }
+    if (q.error) {
+      active_.clear();
+      std::rethrow_exception(q.error);
+    }
+    active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(cursor_));
+  }
+  return nullptr;
+}
+
+double Producer::progress() const {
+  const double total = static_cast<double>(opt_.epochs) * static_cast<double>(words_per_epoch_);
+  if (total <= 0) return 1.0;
+  return static_cast<double>(std::accumulate(consumed_words_.begin(), consumed_words_.end(), int64_t{0})) / total;
+}
+
+}  // namespace fp
