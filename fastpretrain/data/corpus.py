@@ -37,7 +37,7 @@ Source = Union[str, os.PathLike, Iterable[Sequence[str]]]
 
 FORMAT_VERSION = 1
 CHUNK_BYTES = 1 << 22
-_COMPRESSED = {".xz": lzma.LZMAFile, ".lzma": lzma.LZMAFile, ".bz2": bz2.BZ2File, ".gz": gzip.GzipFile}
+_COMPRESSED = {".xz": lzma.LZMAFile, ".lzma": lzma.LZMAFile, ".bz2": bz2.BZ2File, ".gz": lambda raw: gzip.GzipFile(fileobj=raw)}
 
 
 def cache_root() -> Path:
@@ -247,7 +247,8 @@ def _finish(
     n_raw = ids_path.stat().st_size // 4
     ids = np.memmap(ids_path, dtype=np.int32, mode="r+", shape=(n_raw,))
     n = _C.remap_ids(ids, mapping)
-    n_words = int(sum(np.count_nonzero(ids[i : i + (1 << 24)] >= 0) for i in range(0, n, 1 << 24)))
+    step = 1 << 24
+    n_words = int(sum(np.count_nonzero(ids[i : min(i + step, n)] >= 0) for i in range(0, n, step)))
     ids.flush()
     del ids
     os.truncate(ids_path, n * 4)

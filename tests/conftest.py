@@ -1,0 +1,32 @@
+"""Test setup: Triton kernels run in the interpreter on CPU tensors when no GPU is present.
+
+TRITON_INTERPRET must be set before triton is first imported, so it happens here, at
+collection time, before any test module imports fastpretrain.kernels.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+assert "triton" not in sys.modules, "triton was imported before conftest could set TRITON_INTERPRET"
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Each test gets its own corpus cache, so no test sees another's files."""
+    monkeypatch.setenv("FASTPRETRAIN_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data beside the checkout; tests needing it skip in a user's clone."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (it exists only beside the project's own checkout)")
+    return SHARED_DATA
