@@ -12,6 +12,19 @@ import numpy as np
 from tqdm.auto import tqdm
 
 
+def _at_least(low: float, kind: type = int):
+    """argparse type: a number >= low, so typos fail before a long corpus read."""
+
+    def parse(text: str):
+        value = kind(text)
+        if not value >= low:
+            raise argparse.ArgumentTypeError(f"expected a value >= {low}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def _corpus(args: argparse.Namespace) -> None:
     """Corpus engine statistics and batch throughput on a corpus."""
     from fastpretrain.data import Corpus, Word2VecBatches, resolve_corpus
@@ -57,17 +70,17 @@ def _add_corpus(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", default="wiki206",
                    help="text file (.xz/.bz2/.gz too), directory of text files, or 'wiki206' (default: the "
                         "206 Wikipedia articles shipped in gensim's wheel)")  # fmt: skip
-    p.add_argument("--min-count", type=int, default=5, help="drop words seen fewer times (default 5)")
-    p.add_argument("--max-vocab-size", type=int, default=None, help="keep at most this many words")
+    p.add_argument("--min-count", type=_at_least(1), default=5, help="drop words seen fewer times (default 5)")
+    p.add_argument("--max-vocab-size", type=_at_least(1), default=None, help="keep at most this many words")
     p.add_argument("--sg", type=int, choices=(0, 1), default=1, help="1 skip-gram pairs (default), 0 CBOW examples")
-    p.add_argument("--window", type=int, default=5, help="maximum window; each center draws b ~ U[1, window]")
-    p.add_argument("--sample", type=float, default=1e-3, help="frequent-word subsampling threshold (0 disables)")
-    p.add_argument("--negative", type=int, default=5, help="negatives per pair or example (default 5)")
-    p.add_argument("--batch-size", type=int, default=16384, help="pairs or examples per batch")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="C++ producer threads (default: all cores)")
+    p.add_argument("--window", type=_at_least(1), default=5, help="maximum window; each center draws b ~ U[1, window]")
+    p.add_argument("--sample", type=_at_least(0.0, float), default=1e-3, help="frequent-word subsampling threshold (0 disables)")
+    p.add_argument("--negative", type=_at_least(0), default=5, help="negatives per pair or example (default 5)")
+    p.add_argument("--batch-size", type=_at_least(1), default=16384, help="pairs or examples per batch")
+    p.add_argument("--epochs", type=_at_least(1), default=1, help="passes over the corpus")
+    p.add_argument("--workers", type=_at_least(1), default=os.cpu_count() or 1, help="C++ producer threads (default: all cores)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--top", type=int, default=10, help="how many of the most frequent words to list")
+    p.add_argument("--top", type=_at_least(0), default=10, help="how many of the most frequent words to list")
     p.add_argument("--cache-dir", default=None, help="cache root (default $FASTPRETRAIN_CACHE or ~/.cache/fastpretrain)")
     p.set_defaults(run=_corpus)
 

@@ -1,0 +1,48 @@
+"""The ``fastpretrain`` command line: help lists the commands, ``corpus`` reports the
+statistics of the corpus it was given, and bad input exits 2 with a message."""
+
+import re
+
+import pytest
+
+from fastpretrain.cli import main
+from fastpretrain.data import Corpus
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert re.search(r"^\s+corpus\s+vocabulary statistics", capsys.readouterr().out, re.M)
+
+
+def test_corpus_reports_vocabulary_and_throughput(tmp_path, capsys):
+    words = [f"w{i % 37}" for i in range(5000)] + ["rare"]
+    (tmp_path / "text8").write_text(" ".join(words))
+    assert main(["corpus", "--corpus", str(tmp_path / "text8"), "--workers", "2", "--min-count", "2"]) == 0
+    out = capsys.readouterr().out
+    corpus = Corpus.build(tmp_path / "text8", min_count=2)
+    assert f"tokens       {corpus.n_words:,} in vocabulary, {len(corpus.vocab)} words" in out
+    assert re.search(r"throughput\s+[\d.]+ M words/s, [\d.]+ M skip-gram pairs/s \(2 workers", out)
+
+
+def test_default_corpus_is_the_gensim_wikipedia_sample(capsys):
+    pytest.importorskip("gensim", reason="the default corpus is made from text in gensim's wheel")
+    assert main(["corpus", "--workers", "1", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    path = re.search(r"^corpus\s+(\S+)", out, re.M).group(1)
+    text = open(path).read()
+    assert re.fullmatch(r"[a-z ]+", text) and len(text.split()) > 400_000
+    assert "top words    the (" in out
+
+
+def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
+    assert main(["corpus", "--corpus", str(tmp_path / "missing.txt")]) == 2
+    assert "error: corpus: " in capsys.readouterr().err
+    (tmp_path / "t").write_text("a b c")
+    assert main(["corpus", "--corpus", str(tmp_path / "t")]) == 2
+    assert "error: min_count=5: no word occurs that often" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["corpus", "--corpus", str(tmp_path / "t"), "--window", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --window: expected a value >= 1, got 0" in capsys.readouterr().err
