@@ -15,7 +15,8 @@ assert "triton" not in sys.modules, "triton was imported before conftest could s
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the checkout; FASTPRETRAIN_DATA points elsewhere (e.g. on the GPU box).
+SHARED_DATA = Path(os.environ.get("FASTPRETRAIN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 @pytest.fixture(autouse=True)
