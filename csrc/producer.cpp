@@ -80,8 +80,14 @@ class Producer::Worker {
       }
     }
     epoch_ = opt_.epochs - 1;
-    return batch_->size == 0 || seal();
+    if (batch_->size > 0 && !seal()) return false;
+    if (!held_) return true;
+    held_->words_done = words_read_;  // the last batch accounts for every word read
+    held_->epoch = epoch_;
+    return p_.push(w_, std::move(held_));
   }
+
+  int64_t words_read() const { return words_read_; }
 
  private:
   // word2vec.c's ReadWord loop: subsample as we read, stop at a line end or at
@@ -146,7 +152,10 @@ class Producer::Worker {
     batch_->words_done = words_read_;
     batch_->epoch = epoch_;
     batch_->worker = w_;
-    const bool ok = p_.push(w_, std::move(batch_));
+    // Hold the newest batch back one step, so the final one can be stamped with the
+    // words read after it was full (a trailing one-word sentence makes no example).
+    const bool ok = !held_ || p_.push(w_, std::move(held_));
+    held_ = std::move(batch_);
     fresh();
     return ok;
   }
@@ -168,17 +177,22 @@ class Producer::Worker {
   int64_t words_read_ = 0;
   int32_t epoch_ = 0;
   std::unique_ptr<Batch> batch_;
+  std::unique_ptr<Batch> held_;
 };
 
 void Producer::run(int w) {
   Queue& q = *queues_[w];
+  int64_t words = 0;
   try {
-    Worker(*this, w).run();
+    Worker worker(*this, w);
+    worker.run();
+    words = worker.words_read();
   } catch (...) {
     std::lock_guard<std::mutex> lock(q.mutex);
     q.error = std::current_exception();
   }
   std::lock_guard<std::mutex> lock(q.mutex);
+  q.final_words = words;
   q.done = true;
   q.ready.notify_all();
 }
@@ -208,6 +222,7 @@ std::unique_ptr<Batch> Producer::next(int timeout_ms, bool* timed_out) {
       active_.clear();
       std::rethrow_exception(q.error);
     }
+    consumed_words_[w] = q.final_words;  // also counts a worker that made no batch at all
     active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(cursor_));
   }
   return nullptr;

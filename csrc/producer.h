@@ -68,6 +68,7 @@ class Producer {
     std::condition_variable ready, space;
     std::deque<std::unique_ptr<Batch>> batches;
     bool done = false;
+    int64_t final_words = 0;  // words the worker read in all
     std::exception_ptr error;
   };
   class Worker;
