@@ -1,0 +1,182 @@
+"""word2vec's in-place sampled-softmax updates as torch ops: negative sampling and hierarchical
+softmax, for skip-gram (one input row per example) and CBOW (a window of context rows).
+
+word2vec.c semantics: ``l1`` is the input row (skip-gram; word2vec.c feeds the context word's
+row to predict the center) or the mean (``cbow_mean``) / sum of the context rows (CBOW); each
+target's logit is clamped at |f| > 6; a negative equal to the positive is skipped; hierarchical
+softmax skips saturated nodes; every input row receives the full error (sum-mode CBOW divides
+it by the window size, as gensim does). The references step all examples of a batch together,
+target slot by target slot, as word2vec.c steps one pair; the kernels do the same inside one
+program and race Hogwild-style across programs, as word2vec.c's threads do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from fastpretrain.ops.dispatch import use_kernel
+
+MAX_EXP = 6.0
+_INDEX = (torch.int32, torch.int64)
+
+
+def _check(syn0, syn1, inputs, lengths, targets, alpha, index_tables=()):
+    for name, t in (("syn0", syn0), ("syn1", syn1)):
+        if t.dtype != torch.float32 or t.dim() != 2 or not t.is_contiguous():
+            raise ValueError(f"{name}: expected a contiguous 2-D float32 tensor, got {t.dtype} {tuple(t.shape)}")
+    if syn0.shape[1] != syn1.shape[1]:
+        raise ValueError(f"syn1: expected {syn0.shape[1]} columns like syn0, got {syn1.shape[1]}")
+    if inputs.dim() != 2:
+        raise ValueError(f"inputs: expected [N, C] (C = 1 for skip-gram), got shape {tuple(inputs.shape)}")
+    n = inputs.shape[0]
+    named = [("inputs", inputs), ("targets", targets), *index_tables]
+    if inputs.shape[1] > 1:
+        named.append(("lengths", lengths))
+        if lengths.shape != (n,):
+            raise ValueError(f"lengths: expected shape ({n},), got {tuple(lengths.shape)}")
+    for name, t in named:
+        if t.dtype not in _INDEX:
+            raise ValueError(f"{name}: expected an int32 or int64 tensor, got {t.dtype}")
+    for name, t in [("syn1", syn1), *named]:
+        if t.device != syn0.device:
+            raise ValueError(f"{name}: expected a tensor on {syn0.device} like syn0, got {t.device}")
+    if targets.shape != (n,):
+        raise ValueError(f"targets: expected shape ({n},), got {tuple(targets.shape)}")
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha: expected a learning rate >= 0, got {alpha}")
+
+
+def _input_rows(syn0, inputs, lengths, cbow_mean):
+    """l1 [N, D] and the (example, row) pairs that receive the error."""
+    valid = inputs >= 0
+    rows = syn0[inputs.clamp(min=0).long()] * valid.unsqueeze(-1)
+    l1 = rows.sum(1)
+    count = valid.sum(1).clamp(min=1).unsqueeze(-1).float()
+    if inputs.shape[1] > 1 and cbow_mean:
+        l1 = l1 / count
+    return l1, valid, count
+
+
+def _apply_input_error(syn0, inputs, valid, count, neu1e, cbow_mean):
+    if inputs.shape[1] > 1 and not cbow_mean:
+        neu1e = neu1e / count
+    example, slot = valid.nonzero(as_tuple=True)
+    syn0.index_add_(0, inputs[example, slot].long(), neu1e[example])
+
+
+def _log_sigmoid_loss(signed):
+    return torch.nn.functional.softplus(-signed)
+
+
+def ns_update_reference(syn0, syn1, inputs, lengths, targets, negatives, alpha, cbow_mean=True):
+    """Pure-torch negative-sampling update (the spec and the CPU path); returns loss [N]."""
+    l1, valid, count = _input_rows(syn0, inputs, lengths, cbow_mean)
+    neu1e = torch.zeros_like(l1)
+    loss = torch.zeros(len(l1), dtype=torch.float32, device=syn0.device)
+    slots = [(targets, 1.0)] + [(negatives[:, k], 0.0) for k in range(negatives.shape[1])]
+    for t, label in slots:
+        live = torch.ones_like(targets, dtype=torch.bool) if label else t != targets
+        w = syn1[t.long()]
+        f = (l1 * w).sum(1)
+        p = torch.where(f > MAX_EXP, 1.0, torch.where(f < -MAX_EXP, 0.0, torch.sigmoid(f)))
+        g = (label - p) * alpha * live
+        loss += _log_sigmoid_loss(f * (2 * label - 1)) * live
+        neu1e += g.unsqueeze(1) * w
+        syn1.index_add_(0, t.long(), g.unsqueeze(1) * l1)
+    _apply_input_error(syn0, inputs, valid, count, neu1e, cbow_mean)
+    return loss
+
+
+def hs_update_reference(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, alpha, cbow_mean=True):
+    """Pure-torch hierarchical-softmax update (the spec and the CPU path); returns loss [N]."""
+    l1, valid, count = _input_rows(syn0, inputs, lengths, cbow_mean)
+    neu1e = torch.zeros_like(l1)
+    loss = torch.zeros(len(l1), dtype=torch.float32, device=syn0.device)
+    t = targets.long()
+    depth = code_lengths[t]
+    for i in range(codes.shape[1]):
+        on_path = i < depth
+        node = points[t, i].clamp(min=0).long()
+        code = codes[t, i].float()
+        w = syn1[node] * on_path.unsqueeze(1)
+        f = (l1 * w).sum(1)
+        loss += _log_sigmoid_loss(f * (1 - 2 * code)) * on_path
+        live = on_path & (f > -MAX_EXP) & (f < MAX_EXP)
+        g = (1 - code - torch.sigmoid(f)) * alpha * live
+        neu1e += g.unsqueeze(1) * w
+        syn1.index_add_(0, node, g.unsqueeze(1) * l1)
+    _apply_input_error(syn0, inputs, valid, count, neu1e, cbow_mean)
+    return loss
+
+
+@torch.library.custom_op("fastpretrain::word2vec_ns_update", mutates_args=("syn0", "syn1"))
+def _ns_update_op(syn0: torch.Tensor, syn1: torch.Tensor, inputs: torch.Tensor, lengths: torch.Tensor,
+                  targets: torch.Tensor, negatives: torch.Tensor, alpha: float, cbow_mean: bool) -> torch.Tensor:  # fmt: skip
+    if not use_kernel(syn0):
+        return ns_update_reference(syn0, syn1, inputs, lengths, targets, negatives, alpha, cbow_mean)
+    from fastpretrain.kernels.sampled_softmax import ns_update
+
+    loss = torch.empty(inputs.shape[0], dtype=torch.float32, device=syn0.device)
+    ns_update(syn0, syn1, inputs.contiguous(), lengths.contiguous(), targets.contiguous(), negatives.contiguous(),
+              loss, alpha, cbow_mean)  # fmt: skip
+    return loss
+
+
+@_ns_update_op.register_fake
+def _(syn0, syn1, inputs, lengths, targets, negatives, alpha, cbow_mean):
+    return syn0.new_empty(inputs.shape[0])
+
+
+@torch.library.custom_op("fastpretrain::word2vec_hs_update", mutates_args=("syn0", "syn1"))
+def _hs_update_op(syn0: torch.Tensor, syn1: torch.Tensor, inputs: torch.Tensor, lengths: torch.Tensor,
+                  targets: torch.Tensor, codes: torch.Tensor, points: torch.Tensor, code_lengths: torch.Tensor,
+                  alpha: float, cbow_mean: bool) -> torch.Tensor:  # fmt: skip
+    if not use_kernel(syn0):
+        return hs_update_reference(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, alpha, cbow_mean)
+    from fastpretrain.kernels.sampled_softmax import hs_update
+
+    loss = torch.empty(inputs.shape[0], dtype=torch.float32, device=syn0.device)
+    hs_update(syn0, syn1, inputs.contiguous(), lengths.contiguous(), targets.contiguous(), codes.contiguous(),
+              points.contiguous(), code_lengths.contiguous(), loss, alpha, cbow_mean)  # fmt: skip
+    return loss
+
+
+@_hs_update_op.register_fake
+def _(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, alpha, cbow_mean):
+    return syn0.new_empty(inputs.shape[0])
+
+
+def word2vec_ns_update_(syn0, syn1, inputs, targets, negatives, alpha, *, lengths=None, cbow_mean=True):
+    """Apply one batch of negative-sampling SGD to ``syn0`` (input) and ``syn1`` (output) rows
+    in place and return the per-example loss -log s(f+) - sum log s(-f-).
+
+    Args:
+        syn0, syn1: [V, D] float32 embedding tables, updated in place.
+        inputs: [N, C] input rows: C = 1 for skip-gram, the -1 padded window for CBOW.
+        targets: [N] positive output rows; negatives: [N, K] (K may be 0).
+        alpha: learning rate. lengths: [N] context counts (CBOW).
+    Indices must lie in [0, V); they are not range-checked on the GPU.
+    """
+    lengths = targets if lengths is None else lengths
+    _check(syn0, syn1, inputs, lengths, targets, alpha, [("negatives", negatives)])
+    if negatives.dim() != 2 or negatives.shape[0] != inputs.shape[0]:
+        raise ValueError(f"negatives: expected shape ({inputs.shape[0]}, K), got {tuple(negatives.shape)}")
+    return _ns_update_op(syn0, syn1, inputs, lengths, targets, negatives, float(alpha), bool(cbow_mean))
+
+
+def word2vec_hs_update_(syn0, syn1, inputs, targets, codes, points, code_lengths, alpha, *, lengths=None,
+                        cbow_mean=True):  # fmt: skip
+    """Apply one batch of hierarchical-softmax SGD in place; returns the per-example loss.
+
+    ``codes`` [V, L] int8, ``points`` [V, L] int32 and ``code_lengths`` [V] are the Huffman
+    tables (``Vocab.huffman()``); ``syn1`` has one row per inner node (V - 1 rows suffice).
+    """
+    lengths = targets if lengths is None else lengths
+    tables = [("points", points), ("code_lengths", code_lengths)]
+    _check(syn0, syn1, inputs, lengths, targets, alpha, tables)
+    if codes.dtype not in (torch.int8, *_INDEX) or codes.shape != points.shape or codes.device != syn0.device:
+        raise ValueError(f"codes: expected an integer tensor shaped like points {tuple(points.shape)} on {syn0.device}")
+    return _hs_update_op(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, float(alpha),
+                         bool(cbow_mean))  # fmt: skip

@@ -1,0 +1,140 @@
+"""word2vec's sampled-softmax updates as fused Triton kernels: gather the rows, score, take the
+log-sigmoid loss and apply word2vec.c's SGD update to the rows in place (no dense gradients).
+
+Each program takes BLOCK_N examples (skip-gram: one input row; CBOW: the mean or sum of up to
+C context rows) and walks the targets slot by slot, as word2vec.c walks them for one pair: the
+positive then each negative (negative sampling) or each inner node of the Huffman path
+(hierarchical softmax). Rows shared by examples of different programs are updated
+Hogwild-style with atomics, as word2vec.c's threads do.
+"""
+
+import triton
+import triton.language as tl
+
+MAX_EXP = 6.0  # word2vec.c's clamp of the logit
+# Examples per program; None picks by width. Tests set it to the batch size, so one program
+# runs the batch and the update order equals the reference's exactly.
+BLOCK_N = None  # a power of two
+
+
+@triton.jit
+def _load_input(syn0, inputs, lengths, rows, mask_n, cols, mask_d, D, C: tl.constexpr, CBOW_MEAN: tl.constexpr):
+    """l1: the input row (C == 1) or the mean/sum of the context rows."""
+    l1 = tl.zeros((rows.shape[0], cols.shape[0]), dtype=tl.float32)
+    for c in tl.static_range(C):
+        idx = tl.load(inputs + rows * C + c, mask=mask_n, other=-1).to(tl.int64)
+        ok = (idx >= 0)[:, None] & mask_d[None, :]
+        l1 += tl.load(syn0 + idx[:, None] * D + cols[None, :], mask=ok, other=0.0).to(tl.float32)
+    if C > 1:
+        count = tl.maximum(tl.load(lengths + rows, mask=mask_n, other=1), 1).to(tl.float32)
+        if CBOW_MEAN:
+            l1 = l1 / count[:, None]
+    return l1
+
+
+@triton.jit
+def _store_input_error(syn0, inputs, lengths, rows, mask_n, cols, mask_d, neu1e, D, C: tl.constexpr,
+                       CBOW_MEAN: tl.constexpr):  # fmt: skip
+    """syn0[input] += neu1e for every input row (the full error; sum-mode CBOW divides it)."""
+    if C > 1:
+        if not CBOW_MEAN:
+            count = tl.maximum(tl.load(lengths + rows, mask=mask_n, other=1), 1).to(tl.float32)
+            neu1e = neu1e / count[:, None]
+    for c in tl.static_range(C):
+        idx = tl.load(inputs + rows * C + c, mask=mask_n, other=-1).to(tl.int64)
+        ok = (idx >= 0)[:, None] & mask_d[None, :]
+        tl.atomic_add(syn0 + idx[:, None] * D + cols[None, :], neu1e, mask=ok, sem="relaxed")
+
+
+@triton.jit
+def _ns_kernel(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, N, D,
+               C: tl.constexpr, K: tl.constexpr, CBOW_MEAN: tl.constexpr,
+               BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    cols = tl.arange(0, BLOCK_D)
+    mask_n, mask_d = rows < N, cols < D
+    l1 = _load_input(syn0, inputs, lengths, rows, mask_n, cols, mask_d, D, C, CBOW_MEAN)
+    target = tl.load(targets + rows, mask=mask_n, other=0)
+    neu1e = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    total = tl.zeros((BLOCK_N,), dtype=tl.float32)
+    for k in tl.static_range(K + 1):
+        if k == 0:
+            t = target
+            label = 1.0
+            live = mask_n
+        else:
+            t = tl.load(negatives + rows * K + (k - 1), mask=mask_n, other=0)
+            label = 0.0
+            live = mask_n & (t != target)  # word2vec.c skips a negative equal to the target
+        ptrs = syn1 + t.to(tl.int64)[:, None] * D + cols[None, :]
+        ok = live[:, None] & mask_d[None, :]
+        w = tl.load(ptrs, mask=ok, other=0.0).to(tl.float32)
+        f = tl.sum(l1 * w, axis=1)
+        g = (label - tl.where(f > MAX_EXP, 1.0, tl.where(f < -MAX_EXP, 0.0, tl.sigmoid(f)))) * alpha
+        g = tl.where(live, g, 0.0)
+        signed = f * (2.0 * label - 1.0)  # -log sigmoid(+f) for the positive, (-f) for negatives
+        total += tl.where(live, tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed))), 0.0)
+        neu1e += g[:, None] * w
+        tl.atomic_add(ptrs, g[:, None] * l1, mask=ok, sem="relaxed")
+    _store_input_error(syn0, inputs, lengths, rows, mask_n, cols, mask_d, neu1e, D, C, CBOW_MEAN)
+    tl.store(loss + rows, total, mask=mask_n)
+
+
+@triton.jit
+def _hs_kernel(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, alpha, N, D, L,
+               C: tl.constexpr, CBOW_MEAN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    cols = tl.arange(0, BLOCK_D)
+    mask_n, mask_d = rows < N, cols < D
+    l1 = _load_input(syn0, inputs, lengths, rows, mask_n, cols, mask_d, D, C, CBOW_MEAN)
+    target = tl.load(targets + rows, mask=mask_n, other=0).to(tl.int64)
+    depth = tl.load(code_lengths + target, mask=mask_n, other=0)
+    neu1e = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    total = tl.zeros((BLOCK_N,), dtype=tl.float32)
+    for i in range(0, L):
+        on_path = mask_n & (i < depth)
+        node = tl.load(points + target * L + i, mask=on_path, other=0).to(tl.int64)
+        code = tl.load(codes + target * L + i, mask=on_path, other=0).to(tl.float32)
+        ptrs = syn1 + node[:, None] * D + cols[None, :]
+        w = tl.load(ptrs, mask=on_path[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
+        f = tl.sum(l1 * w, axis=1)
+        signed = f * (1.0 - 2.0 * code)  # branch 0 scores sigmoid(f), branch 1 sigmoid(-f)
+        total += tl.where(on_path, tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed))), 0.0)
+        live = on_path & (f > -MAX_EXP) & (f < MAX_EXP)  # word2vec.c skips saturated nodes
+        g = tl.where(live, (1.0 - code - tl.sigmoid(f)) * alpha, 0.0)
+        neu1e += g[:, None] * w
+        tl.atomic_add(ptrs, g[:, None] * l1, mask=live[:, None] & mask_d[None, :], sem="relaxed")
+    _store_input_error(syn0, inputs, lengths, rows, mask_n, cols, mask_d, neu1e, D, C, CBOW_MEAN)
+    tl.store(loss + rows, total, mask=mask_n)
+
+
+def _blocks(n, d):
+    block_d = triton.next_power_of_2(d)
+    block_n = BLOCK_N or max(1, min(64, 4096 // block_d))
+    return block_n, block_d, (triton.cdiv(n, block_n),)
+
+
+def ns_update(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, cbow_mean):
+    """Negative-sampling update of ``syn0``/``syn1`` in place; writes per-example loss.
+
+    inputs [N, C] int32 (-1 padded), lengths [N] (CBOW), targets [N], negatives [N, K]; all
+    contiguous, on one device.
+    """
+    n, c = inputs.shape
+    k = negatives.shape[1]
+    d = syn0.shape[1]
+    block_n, block_d, grid = _blocks(n, d)
+    _ns_kernel[grid](syn0, syn1, inputs, lengths, targets, negatives, loss, float(alpha), n, d,
+                     C=c, K=k, CBOW_MEAN=bool(cbow_mean), BLOCK_N=block_n, BLOCK_D=block_d)  # fmt: skip
+
+
+def hs_update(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, alpha, cbow_mean):
+    """Hierarchical-softmax update of ``syn0``/``syn1`` in place; writes per-example loss.
+
+    codes int8 / points int32 [V, L] and code_lengths [V] are the Huffman tables of the vocab.
+    """
+    n, c = inputs.shape
+    d = syn0.shape[1]
+    block_n, block_d, grid = _blocks(n, d)
+    _hs_kernel[grid](syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, float(alpha), n, d,
+                     codes.shape[1], C=c, CBOW_MEAN=bool(cbow_mean), BLOCK_N=block_n, BLOCK_D=block_d)  # fmt: skip

@@ -1,0 +1,162 @@
+"""word2vec's fused update kernels (in the Triton interpreter) against the pure-torch
+references, and the references against a hand-computed word2vec.c update."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import fastpretrain.kernels.sampled_softmax as kernels
+
+from fastpretrain.data import Vocab
+from fastpretrain.ops import (
+    hs_update_reference,
+    kernels_on_cpu,
+    ns_update_reference,
+    word2vec_hs_update_,
+    word2vec_ns_update_,
+)
+
+
+def sigmoid(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def test_reference_equals_hand_computed_word2vec_c_update():
+    """One skip-gram pair, input word 0, positive 1, one negative 2, as word2vec.c's loop does it."""
+    syn0 = torch.tensor([[0.5, -0.2], [0.1, 0.3], [-0.4, 0.2]])
+    syn1 = torch.tensor([[0.0, 0.0], [0.3, 0.6], [-0.5, 0.1]])
+    alpha = 0.1
+    l1 = syn0[0].tolist()
+    want0, want1, neu1e, loss = syn0.clone(), syn1.clone(), [0.0, 0.0], 0.0
+    for target, label in ((1, 1), (2, 0)):
+        w = syn1[target].tolist()
+        f = l1[0] * w[0] + l1[1] * w[1]
+        g = (label - sigmoid(f)) * alpha
+        loss -= math.log(sigmoid(f if label else -f))
+        neu1e = [neu1e[j] + g * w[j] for j in range(2)]
+        want1[target] += torch.tensor([g * l1[0], g * l1[1]])
+    want0[0] += torch.tensor(neu1e)
+    got = ns_update_reference(syn0, syn1, torch.tensor([[0]]), None, torch.tensor([1]), torch.tensor([[2]]), alpha)
+    torch.testing.assert_close(syn0, want0)
+    torch.testing.assert_close(syn1, want1)
+    assert got.item() == pytest.approx(loss, rel=1e-6)
+
+
+def random_batch(n, c, k, v, d, seed):
+    """Small vocabulary, so rows repeat within the batch; some negatives equal the target."""
+    g = torch.Generator().manual_seed(seed)
+    syn0 = (torch.rand(v, d, generator=g) - 0.5) * 2
+    syn1 = (torch.rand(v, d, generator=g) - 0.5) * 2
+    inputs = torch.randint(0, v, (n, c), generator=g, dtype=torch.int32)
+    lengths = torch.randint(1, c + 1, (n,), generator=g, dtype=torch.int32)
+    if c > 1:
+        inputs[torch.arange(c) >= lengths.unsqueeze(1)] = -1
+    targets = torch.randint(0, v, (n,), generator=g, dtype=torch.int32)
+    negatives = torch.randint(0, v, (n, k), generator=g, dtype=torch.int32)
+    if k:
+        negatives[::3, 0] = targets[::3]
+    return syn0, syn1, inputs, lengths, targets, negatives
+
+
+def assert_same_update(kernel_fn, reference_fn, syn0, syn1, atol=2e-5):
+    k0, k1, r0, r1 = syn0.clone(), syn1.clone(), syn0.clone(), syn1.clone()
+    with kernels_on_cpu():
+        loss_k = kernel_fn(k0, k1)
+    loss_r = reference_fn(r0, r1)
+    assert not torch.equal(r0, syn0) and not torch.equal(r1, syn1), "the update changed nothing"
+    torch.testing.assert_close(loss_k, loss_r, atol=atol, rtol=1e-5)
+    torch.testing.assert_close(k0, r0, atol=atol, rtol=1e-5)
+    torch.testing.assert_close(k1, r1, atol=atol, rtol=1e-5)
+
+
+@pytest.mark.parametrize("c,k,d,cbow_mean", [(1, 0, 50, True), (1, 1, 100, True), (1, 5, 300, True),
+                                              (6, 3, 50, True), (4, 2, 37, False), (1, 25, 64, True)])  # fmt: skip
+def test_ns_kernel_matches_reference(c, k, d, cbow_mean, monkeypatch):
+    """One program over the whole batch: the kernel's update order is the reference's exactly."""
+    n = 33
+    monkeypatch.setattr(kernels, "BLOCK_N", 64)  # >= n: one program
+    syn0, syn1, inputs, lengths, targets, negatives = random_batch(n, c, k, v=7, d=d, seed=c * 100 + k)
+    lengths = lengths if c > 1 else None
+    args = (inputs, targets, negatives, 0.3)
+    assert_same_update(
+        lambda s0, s1: word2vec_ns_update_(s0, s1, *args, lengths=lengths, cbow_mean=cbow_mean),
+        lambda s0, s1: ns_update_reference(s0, s1, inputs, lengths, targets, negatives, 0.3, cbow_mean),
+        syn0, syn1,
+    )  # fmt: skip
+
+
+def test_ns_kernel_many_programs_without_shared_rows():
+    """Default blocking (many programs): exact when no row is shared between examples."""
+    n, k, d = 150, 2, 40
+    perm = torch.randperm(n * (k + 2), generator=torch.Generator().manual_seed(0)).int()
+    inputs, targets, negatives = perm[:n, None], perm[n : 2 * n], perm[2 * n :].view(n, k)
+    syn0, syn1 = torch.randn(n * (k + 2), d) * 0.3, torch.randn(n * (k + 2), d) * 0.3
+    assert_same_update(
+        lambda s0, s1: word2vec_ns_update_(s0, s1, inputs, targets, negatives, 0.05),
+        lambda s0, s1: ns_update_reference(s0, s1, inputs, None, targets, negatives, 0.05),
+        syn0, syn1,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("c,d,cbow_mean", [(1, 50, True), (1, 100, True), (8, 30, True), (5, 64, False)])
+def test_hs_kernel_matches_reference(c, d, cbow_mean, monkeypatch):
+    v, n = 23, 29
+    monkeypatch.setattr(kernels, "BLOCK_N", 64)  # >= n: one program
+    counts = np.random.default_rng(d).integers(1, 1000, v)
+    h = Vocab([f"w{i}" for i in range(v)], counts).huffman()
+    codes, points, code_lengths = (torch.from_numpy(x) for x in (h.codes, h.points, h.lengths))
+    syn0, syn1, inputs, lengths, targets, _ = random_batch(n, c, 0, v=v, d=d, seed=d + c)
+    syn1 = syn1[: v - 1].contiguous() * 2  # some logits beyond +-6: those nodes are skipped
+    lengths = lengths if c > 1 else None
+    tables = (codes, points, code_lengths)
+    assert_same_update(
+        lambda s0, s1: word2vec_hs_update_(s0, s1, inputs, targets, *tables, 0.2, lengths=lengths, cbow_mean=cbow_mean),
+        lambda s0, s1: hs_update_reference(s0, s1, inputs, lengths, targets, *tables, 0.2, cbow_mean),
+        syn0, syn1,
+    )  # fmt: skip
+
+
+def test_hs_reference_loss_is_the_huffman_path_likelihood():
+    """The loss of one example is -log prod_i sigmoid((1 - 2 code_i) f_i) over its path."""
+    h = Vocab(list("abcd"), np.array([10, 5, 3, 1])).huffman()
+    syn0, syn1 = torch.randn(4, 8), torch.randn(3, 8) * 0.1
+    target = 3
+    want = -sum(
+        math.log(sigmoid((1 - 2 * int(h.codes[target, i])) * float(syn0[1] @ syn1[h.points[target, i]])))
+        for i in range(h.lengths[target])
+    )
+    tables = (torch.from_numpy(h.codes), torch.from_numpy(h.points), torch.from_numpy(h.lengths))
+    loss = hs_update_reference(syn0, syn1, torch.tensor([[1]]), None, torch.tensor([target]), *tables, 0.0)
+    assert loss.item() == pytest.approx(want, rel=1e-5)
+
+
+def test_op_compiles_fullgraph_on_cpu():
+    syn0, syn1, inputs, _, targets, negatives = random_batch(16, 1, 3, v=11, d=12, seed=5)
+    eager0, eager1 = syn0.clone(), syn1.clone()
+    want = word2vec_ns_update_(eager0, eager1, inputs, targets, negatives, 0.1)
+    step = torch.compile(lambda a, b: word2vec_ns_update_(a, b, inputs, targets, negatives, 0.1), fullgraph=True)
+    got = step(syn0, syn1)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(syn0, eager0)
+    torch.testing.assert_close(syn1, eager1)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [(dict(syn0=torch.zeros(5, 4, dtype=torch.float64)), "syn0: expected a contiguous 2-D float32"),
+     (dict(syn1=torch.zeros(5, 3)), "syn1: expected 4 columns"),
+     (dict(inputs=torch.zeros(3, dtype=torch.int32)), r"inputs: expected \[N, C\]"),
+     (dict(targets=torch.zeros(3)), "targets: expected an int32 or int64"),
+     (dict(targets=torch.zeros(2, dtype=torch.int32)), r"targets: expected shape \(3,\)"),
+     (dict(negatives=torch.zeros(2, 1, dtype=torch.int32)), r"negatives: expected shape \(3, K\)"),
+     (dict(alpha=float("nan")), "alpha: expected a learning rate >= 0"),
+     (dict(syn0=torch.zeros(10, 4).t().contiguous().t()), "syn0: expected a contiguous")],
+)  # fmt: skip
+def test_bad_arguments(change, match):
+    args = dict(syn0=torch.zeros(5, 4), syn1=torch.zeros(5, 4), inputs=torch.zeros(3, 1, dtype=torch.int32),
+                targets=torch.zeros(3, dtype=torch.int32), negatives=torch.zeros(3, 1, dtype=torch.int32), alpha=0.1)  # fmt: skip
+    args.update(change)
+    with pytest.raises(ValueError, match=match):
+        word2vec_ns_update_(**args)
