@@ -4,6 +4,7 @@ TRITON_INTERPRET must be set before triton is first imported, so it happens here
 collection time, before any test module imports fastpretrain.kernels.
 """
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -31,3 +32,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (it exists only beside the project's own checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def kernel_path():
+    """(device, context) that runs ops through their Triton kernels: CUDA when present, else
+    CPU tensors through the interpreter."""
+    if torch.cuda.is_available():
+        return torch.device("cuda"), contextlib.nullcontext
+    from fastpretrain.ops import kernels_on_cpu
+
+    return torch.device("cpu"), kernels_on_cpu

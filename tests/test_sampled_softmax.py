@@ -12,7 +12,6 @@ import fastpretrain.kernels.sampled_softmax as kernels
 from fastpretrain.data import Vocab
 from fastpretrain.ops import (
     hs_update_reference,
-    kernels_on_cpu,
     ns_update_reference,
     word2vec_hs_update_,
     word2vec_ns_update_,
@@ -60,48 +59,52 @@ def random_batch(n, c, k, v, d, seed):
     return syn0, syn1, inputs, lengths, targets, negatives
 
 
-def assert_same_update(kernel_fn, reference_fn, syn0, syn1, atol=2e-5):
-    k0, k1, r0, r1 = syn0.clone(), syn1.clone(), syn0.clone(), syn1.clone()
-    with kernels_on_cpu():
-        loss_k = kernel_fn(k0, k1)
-    loss_r = reference_fn(r0, r1)
+def assert_same_update(kernel_path, kernel_fn, reference_fn, syn0, syn1, args, atol=2e-5):
+    """kernel_fn(syn0, syn1, *args) on the kernel path equals reference_fn on CPU tensors."""
+    device, context = kernel_path
+    k0, k1 = syn0.to(device), syn1.to(device)
+    r0, r1 = syn0.clone(), syn1.clone()
+    with context():
+        loss_k = kernel_fn(k0, k1, *(a.to(device) if torch.is_tensor(a) else a for a in args))
+    loss_r = reference_fn(r0, r1, *args)
     assert not torch.equal(r0, syn0) and not torch.equal(r1, syn1), "the update changed nothing"
-    torch.testing.assert_close(loss_k, loss_r, atol=atol, rtol=1e-5)
-    torch.testing.assert_close(k0, r0, atol=atol, rtol=1e-5)
-    torch.testing.assert_close(k1, r1, atol=atol, rtol=1e-5)
+    torch.testing.assert_close(loss_k.cpu(), loss_r, atol=atol, rtol=1e-5)
+    torch.testing.assert_close(k0.cpu(), r0, atol=atol, rtol=1e-5)
+    torch.testing.assert_close(k1.cpu(), r1, atol=atol, rtol=1e-5)
 
 
 @pytest.mark.parametrize("c,k,d,cbow_mean", [(1, 0, 50, True), (1, 1, 100, True), (1, 5, 300, True),
                                               (6, 3, 50, True), (4, 2, 37, False), (1, 25, 64, True)])  # fmt: skip
-def test_ns_kernel_matches_reference(c, k, d, cbow_mean, monkeypatch):
+def test_ns_kernel_matches_reference(c, k, d, cbow_mean, monkeypatch, kernel_path):
     """One program over the whole batch: the kernel's update order is the reference's exactly."""
     n = 33
     monkeypatch.setattr(kernels, "BLOCK_N", 64)  # >= n: one program
     syn0, syn1, inputs, lengths, targets, negatives = random_batch(n, c, k, v=7, d=d, seed=c * 100 + k)
     lengths = lengths if c > 1 else None
-    args = (inputs, targets, negatives, 0.3)
     assert_same_update(
-        lambda s0, s1: word2vec_ns_update_(s0, s1, *args, lengths=lengths, cbow_mean=cbow_mean),
-        lambda s0, s1: ns_update_reference(s0, s1, inputs, lengths, targets, negatives, 0.3, cbow_mean),
-        syn0, syn1,
+        kernel_path,
+        lambda s0, s1, i, t, neg, n_: word2vec_ns_update_(s0, s1, i, t, neg, 0.3, lengths=n_, cbow_mean=cbow_mean),
+        lambda s0, s1, i, t, neg, n_: ns_update_reference(s0, s1, i, n_, t, neg, 0.3, cbow_mean),
+        syn0, syn1, (inputs, targets, negatives, lengths),
     )  # fmt: skip
 
 
-def test_ns_kernel_many_programs_without_shared_rows():
+def test_ns_kernel_many_programs_without_shared_rows(kernel_path):
     """Default blocking (many programs): exact when no row is shared between examples."""
     n, k, d = 150, 2, 40
     perm = torch.randperm(n * (k + 2), generator=torch.Generator().manual_seed(0)).int()
     inputs, targets, negatives = perm[:n, None], perm[n : 2 * n], perm[2 * n :].view(n, k)
     syn0, syn1 = torch.randn(n * (k + 2), d) * 0.3, torch.randn(n * (k + 2), d) * 0.3
     assert_same_update(
-        lambda s0, s1: word2vec_ns_update_(s0, s1, inputs, targets, negatives, 0.05),
-        lambda s0, s1: ns_update_reference(s0, s1, inputs, None, targets, negatives, 0.05),
-        syn0, syn1,
+        kernel_path,
+        lambda s0, s1, i, t, neg: word2vec_ns_update_(s0, s1, i, t, neg, 0.05),
+        lambda s0, s1, i, t, neg: ns_update_reference(s0, s1, i, None, t, neg, 0.05),
+        syn0, syn1, (inputs, targets, negatives),
     )  # fmt: skip
 
 
 @pytest.mark.parametrize("c,d,cbow_mean", [(1, 50, True), (1, 100, True), (8, 30, True), (5, 64, False)])
-def test_hs_kernel_matches_reference(c, d, cbow_mean, monkeypatch):
+def test_hs_kernel_matches_reference(c, d, cbow_mean, monkeypatch, kernel_path):
     v, n = 23, 29
     monkeypatch.setattr(kernels, "BLOCK_N", 64)  # >= n: one program
     counts = np.random.default_rng(d).integers(1, 1000, v)
@@ -110,11 +113,11 @@ def test_hs_kernel_matches_reference(c, d, cbow_mean, monkeypatch):
     syn0, syn1, inputs, lengths, targets, _ = random_batch(n, c, 0, v=v, d=d, seed=d + c)
     syn1 = syn1[: v - 1].contiguous() * 2  # some logits beyond +-6: those nodes are skipped
     lengths = lengths if c > 1 else None
-    tables = (codes, points, code_lengths)
     assert_same_update(
-        lambda s0, s1: word2vec_hs_update_(s0, s1, inputs, targets, *tables, 0.2, lengths=lengths, cbow_mean=cbow_mean),
-        lambda s0, s1: hs_update_reference(s0, s1, inputs, lengths, targets, *tables, 0.2, cbow_mean),
-        syn0, syn1,
+        kernel_path,
+        lambda s0, s1, i, t, n_, *h: word2vec_hs_update_(s0, s1, i, t, *h, 0.2, lengths=n_, cbow_mean=cbow_mean),
+        lambda s0, s1, i, t, n_, *h: hs_update_reference(s0, s1, i, n_, t, *h, 0.2, cbow_mean),
+        syn0, syn1, (inputs, targets, lengths, codes, points, code_lengths),
     )  # fmt: skip
 
 
