@@ -47,6 +47,10 @@ AliasTable::AliasTable(const std::vector<double>& weights)
   // Leftovers are full columns up to rounding error.
   for (uint32_t i : small) { threshold_[i] = 1ULL << 32; alias_[i] = static_cast<int32_t>(i); }
   for (uint32_t i : large) { threshold_[i] = 1ULL << 32; alias_[i] = static_cast<int32_t>(i); }
+  packed_.resize(n_);
+  for (uint32_t i = 0; i < n_; ++i) {
+    packed_[i] = (std::min<uint64_t>(threshold_[i], 0xFFFFFFFFULL) << 32) | static_cast<uint32_t>(alias_[i]);
+  }
 }
 
 HuffmanCodes build_huffman(const std::vector<int64_t>& counts) {

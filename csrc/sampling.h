@@ -23,7 +23,8 @@ class AliasTable {
   int32_t sample(SplitMix64& rng) const {
     const uint64_t r = rng.next();
     const auto i = static_cast<uint32_t>(((r >> 32) * n_) >> 32);
-    return (r & 0xFFFFFFFFULL) < threshold_[i] ? static_cast<int32_t>(i) : alias_[i];
+    const uint64_t entry = packed_[i];
+    return (r & 0xFFFFFFFFULL) < (entry >> 32) ? static_cast<int32_t>(i) : static_cast<int32_t>(entry & 0xFFFFFFFFULL);
   }
   uint32_t size() const { return n_; }
   const std::vector<uint64_t>& thresholds() const { return threshold_; }
@@ -33,6 +34,9 @@ class AliasTable {
   uint32_t n_ = 0;
   std::vector<uint64_t> threshold_;  // accept column i when coin < threshold (scale 2^32)
   std::vector<int32_t> alias_;
+  // threshold << 32 | alias in one word: one cache miss per draw. A full column's threshold
+  // 2^32 is stored as 2^32 - 1, which changes nothing since a full column is its own alias.
+  std::vector<uint64_t> packed_;
 };
 
 // Huffman codes of hierarchical softmax, word2vec.c's layout: for word w with code
