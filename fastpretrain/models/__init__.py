@@ -1,0 +1,6 @@
+"""Model classes, one file per pre-training method; ``KeyedVectors`` holds trained word vectors."""
+
+from fastpretrain.models.keyed_vectors import KeyedVectors
+from fastpretrain.models.word2vec import Word2Vec, Word2VecConfig
+
+__all__ = ["KeyedVectors", "Word2Vec", "Word2VecConfig"]
