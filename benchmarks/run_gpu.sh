@@ -7,21 +7,24 @@ set -uo pipefail
 out="${OUT:-benchmarks/results}"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}"
+FASTPRETRAIN_DATA="$(realpath "${FASTPRETRAIN_DATA:-../shared/data}")"
+export FASTPRETRAIN_DATA
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu_env.txt"
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu_env.txt"
 
 echo "== build"
-pip install --no-build-isolation --no-deps -e . > "$out/gpu_build.log" 2>&1 || { tail -30 "$out/gpu_build.log"; exit 1; }
-python3 -c "import fastpretrain, fastpretrain._C, fastpretrain.kernels; print('import ok', fastpretrain._C.__file__, fastpretrain.kernels.__file__)" | tee -a "$out/gpu_env.txt"
+python3 -m pip install --no-build-isolation --no-deps -e . > "$out/gpu_build.log" 2>&1 || { tail -30 "$out/gpu_build.log"; exit 1; }
+(cd /tmp && python3 -c "import fastpretrain, fastpretrain._C, fastpretrain.kernels; print('import ok', fastpretrain._C.__file__, fastpretrain.kernels.__file__)") | tee -a "$out/gpu_env.txt"
 
 echo "== tests"
-pytest -q -p no:cacheprovider 2>&1 | tee "$out/gpu_tests.log" | tail -15
+# From tests/, so the source tree does not shadow the installed package on sys.path.
+(cd tests && python3 -m pytest -q -p no:cacheprovider . 2>&1) | tee "$out/gpu_tests.log" | tail -15
 
 echo "== benchmarks"
-python3 benchmarks/bench_corpus.py --corpus "${FASTPRETRAIN_DATA:-../shared/data}/corpus20m.txt.xz" \
+python3 benchmarks/bench_corpus.py --corpus "$FASTPRETRAIN_DATA/corpus20m.txt.xz" \
   --workers 1,2,4,8,16 --batch-size 65536 --out "$out" 2>&1 | tail -25
 for batch in 16384 65536; do
-  python3 benchmarks/bench_word2vec.py --corpus "${FASTPRETRAIN_DATA:-../shared/data}/corpus20m.txt.xz" \
-    --questions "${FASTPRETRAIN_DATA:-../shared/data}/eval/questions-words.txt" --batch-size $batch --out "$out" 2>&1 | tail -12
+  python3 benchmarks/bench_word2vec.py --corpus "$FASTPRETRAIN_DATA/corpus20m.txt.xz" \
+    --questions "$FASTPRETRAIN_DATA/eval/questions-words.txt" --batch-size $batch --out "$out" 2>&1 | tail -12
 done

@@ -1,20 +1,22 @@
 """word2vec's sampled-softmax updates as fused Triton kernels: gather the rows, score, take the
 log-sigmoid loss and apply word2vec.c's SGD update to the rows in place (no dense gradients).
 
-Each program takes BLOCK_N examples (skip-gram: one input row; CBOW: the mean or sum of up to
-C context rows) and walks the targets slot by slot, as word2vec.c walks them for one pair: the
-positive then each negative (negative sampling) or each inner node of the Huffman path
-(hierarchical softmax). Rows shared by examples of different programs are updated
-Hogwild-style with atomics, as word2vec.c's threads do.
+The batch is cut into groups of BLOCK_N examples (skip-gram: one input row; CBOW: the mean or
+sum of up to C context rows). A group walks its targets slot by slot, as word2vec.c walks them
+for one pair: the positive then each negative (negative sampling) or each inner node of the
+Huffman path (hierarchical softmax). Each of PROGRAMS programs takes its groups one after the
+other, like one word2vec.c thread; rows shared across programs are updated Hogwild-style with
+atomics. Few examples in flight matter for learning: thousands of concurrent updates computed
+from the same stale row of a frequent word make training diverge (seen with one group per program).
 """
 
+import torch
 import triton
 import triton.language as tl
 
-MAX_EXP = 6.0  # word2vec.c's clamp of the logit
-# Examples per program; None picks by width. Tests set it to the batch size, so one program
-# runs the batch and the update order equals the reference's exactly.
-BLOCK_N = None  # a power of two
+MAX_EXP = tl.constexpr(6.0)  # word2vec.c's clamp of the logit
+BLOCK_N = 4  # examples updated together (a power of two)
+PROGRAMS = None  # concurrent programs; None: 2 per SM on a GPU. Tests set 1 to pin the update order.
 
 
 @triton.jit
@@ -50,7 +52,16 @@ def _store_input_error(syn0, inputs, lengths, rows, mask_n, cols, mask_d, neu1e,
 def _ns_kernel(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, N, D,
                C: tl.constexpr, K: tl.constexpr, CBOW_MEAN: tl.constexpr,
                BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
-    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    for group in range(tl.program_id(0), tl.cdiv(N, BLOCK_N), tl.num_programs(0)):
+        _ns_group(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, N, D, group * BLOCK_N,
+                  C, K, CBOW_MEAN, BLOCK_N, BLOCK_D)  # fmt: skip
+
+
+@triton.jit
+def _ns_group(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, N, D, start,
+              C: tl.constexpr, K: tl.constexpr, CBOW_MEAN: tl.constexpr,
+              BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
+    rows = start + tl.arange(0, BLOCK_N)
     cols = tl.arange(0, BLOCK_D)
     mask_n, mask_d = rows < N, cols < D
     l1 = _load_input(syn0, inputs, lengths, rows, mask_n, cols, mask_d, D, C, CBOW_MEAN)
@@ -83,7 +94,15 @@ def _ns_kernel(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, N, 
 @triton.jit
 def _hs_kernel(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, alpha, N, D, L,
                C: tl.constexpr, CBOW_MEAN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
-    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    for group in range(tl.program_id(0), tl.cdiv(N, BLOCK_N), tl.num_programs(0)):
+        _hs_group(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, alpha, N, D, L,
+                  group * BLOCK_N, C, CBOW_MEAN, BLOCK_N, BLOCK_D)  # fmt: skip
+
+
+@triton.jit
+def _hs_group(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, alpha, N, D, L, start,
+              C: tl.constexpr, CBOW_MEAN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
+    rows = start + tl.arange(0, BLOCK_N)
     cols = tl.arange(0, BLOCK_D)
     mask_n, mask_d = rows < N, cols < D
     l1 = _load_input(syn0, inputs, lengths, rows, mask_n, cols, mask_d, D, C, CBOW_MEAN)
@@ -108,10 +127,12 @@ def _hs_kernel(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths
     tl.store(loss + rows, total, mask=mask_n)
 
 
-def _blocks(n, d):
-    block_d = triton.next_power_of_2(d)
-    block_n = BLOCK_N or max(1, min(64, 4096 // block_d))
-    return block_n, block_d, (triton.cdiv(n, block_n),)
+def _blocks(n, d, device):
+    groups = triton.cdiv(n, BLOCK_N)
+    programs = PROGRAMS
+    if programs is None:
+        programs = 2 * torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else groups
+    return BLOCK_N, triton.next_power_of_2(d), (max(1, min(groups, programs)),)
 
 
 def ns_update(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, cbow_mean):
@@ -123,7 +144,7 @@ def ns_update(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, cbow
     n, c = inputs.shape
     k = negatives.shape[1]
     d = syn0.shape[1]
-    block_n, block_d, grid = _blocks(n, d)
+    block_n, block_d, grid = _blocks(n, d, syn0.device)
     _ns_kernel[grid](syn0, syn1, inputs, lengths, targets, negatives, loss, float(alpha), n, d,
                      C=c, K=k, CBOW_MEAN=bool(cbow_mean), BLOCK_N=block_n, BLOCK_D=block_d)  # fmt: skip
 
@@ -135,6 +156,6 @@ def hs_update(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths,
     """
     n, c = inputs.shape
     d = syn0.shape[1]
-    block_n, block_d, grid = _blocks(n, d)
+    block_n, block_d, grid = _blocks(n, d, syn0.device)
     _hs_kernel[grid](syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, float(alpha), n, d,
                      codes.shape[1], C=c, CBOW_MEAN=bool(cbow_mean), BLOCK_N=block_n, BLOCK_D=block_d)  # fmt: skip

@@ -59,6 +59,26 @@ def random_batch(n, c, k, v, d, seed):
     return syn0, syn1, inputs, lengths, targets, negatives
 
 
+GROUP = 8
+
+
+def in_groups(reference_fn, n_per_example):
+    """The reference applied to consecutive groups of GROUP examples, one after the other: the
+    order in which a single kernel program updates the rows. The first n_per_example
+    arguments are per-example tensors (or None), the rest are shared tables."""
+
+    def run(s0, s1, *args):
+        per, shared = args[:n_per_example], args[n_per_example:]
+        n = len(per[0])
+        losses = [
+            reference_fn(s0, s1, *(None if a is None else a[i : i + GROUP] for a in per), *shared)
+            for i in range(0, n, GROUP)
+        ]
+        return torch.cat(losses)
+
+    return run
+
+
 def assert_same_update(kernel_path, kernel_fn, reference_fn, syn0, syn1, args, atol=2e-5):
     """kernel_fn(syn0, syn1, *args) on the kernel path equals reference_fn on CPU tensors."""
     device, context = kernel_path
@@ -76,15 +96,16 @@ def assert_same_update(kernel_path, kernel_fn, reference_fn, syn0, syn1, args, a
 @pytest.mark.parametrize("c,k,d,cbow_mean", [(1, 0, 50, True), (1, 1, 100, True), (1, 5, 300, True),
                                               (6, 3, 50, True), (4, 2, 37, False), (1, 25, 64, True)])  # fmt: skip
 def test_ns_kernel_matches_reference(c, k, d, cbow_mean, monkeypatch, kernel_path):
-    """One program over the whole batch: the kernel's update order is the reference's exactly."""
+    """One program walking the batch group by group: the update order is the reference's exactly."""
     n = 33
-    monkeypatch.setattr(kernels, "BLOCK_N", 64)  # >= n: one program
+    monkeypatch.setattr(kernels, "BLOCK_N", GROUP)
+    monkeypatch.setattr(kernels, "PROGRAMS", 1)
     syn0, syn1, inputs, lengths, targets, negatives = random_batch(n, c, k, v=7, d=d, seed=c * 100 + k)
     lengths = lengths if c > 1 else None
     assert_same_update(
         kernel_path,
-        lambda s0, s1, i, t, neg, n_: word2vec_ns_update_(s0, s1, i, t, neg, 0.3, lengths=n_, cbow_mean=cbow_mean),
-        lambda s0, s1, i, t, neg, n_: ns_update_reference(s0, s1, i, n_, t, neg, 0.3, cbow_mean),
+        lambda s0, s1, i, t, neg, n_: word2vec_ns_update_(s0, s1, i, t, neg, 0.1, lengths=n_, cbow_mean=cbow_mean),
+        in_groups(lambda s0, s1, i, t, neg, n_: ns_update_reference(s0, s1, i, n_, t, neg, 0.1, cbow_mean), 4),
         syn0, syn1, (inputs, targets, negatives, lengths),
     )  # fmt: skip
 
@@ -106,7 +127,8 @@ def test_ns_kernel_many_programs_without_shared_rows(kernel_path):
 @pytest.mark.parametrize("c,d,cbow_mean", [(1, 50, True), (1, 100, True), (8, 30, True), (5, 64, False)])
 def test_hs_kernel_matches_reference(c, d, cbow_mean, monkeypatch, kernel_path):
     v, n = 23, 29
-    monkeypatch.setattr(kernels, "BLOCK_N", 64)  # >= n: one program
+    monkeypatch.setattr(kernels, "BLOCK_N", GROUP)
+    monkeypatch.setattr(kernels, "PROGRAMS", 1)
     counts = np.random.default_rng(d).integers(1, 1000, v)
     h = Vocab([f"w{i}" for i in range(v)], counts).huffman()
     codes, points, code_lengths = (torch.from_numpy(x) for x in (h.codes, h.points, h.lengths))
@@ -116,7 +138,7 @@ def test_hs_kernel_matches_reference(c, d, cbow_mean, monkeypatch, kernel_path):
     assert_same_update(
         kernel_path,
         lambda s0, s1, i, t, n_, *h: word2vec_hs_update_(s0, s1, i, t, *h, 0.2, lengths=n_, cbow_mean=cbow_mean),
-        lambda s0, s1, i, t, n_, *h: hs_update_reference(s0, s1, i, n_, t, *h, 0.2, cbow_mean),
+        in_groups(lambda s0, s1, i, t, n_, *h: hs_update_reference(s0, s1, i, n_, t, *h, 0.2, cbow_mean), 3),
         syn0, syn1, (inputs, targets, lengths, codes, points, code_lengths),
     )  # fmt: skip
 
