@@ -46,6 +46,7 @@ def _store_input_error(syn0, inputs, lengths, rows, mask_n, cols, mask_d, neu1e,
         idx = tl.load(inputs + rows * C + c, mask=mask_n, other=-1).to(tl.int64)
         ok = (idx >= 0)[:, None] & mask_d[None, :]
         tl.atomic_add(syn0 + idx[:, None] * D + cols[None, :], neu1e, mask=ok, sem="relaxed")
+    tl.debug_barrier()  # the program's next group reads these rows
 
 
 @triton.jit
@@ -87,6 +88,7 @@ def _ns_group(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, N, D
         total += tl.where(live, tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed))), 0.0)
         neu1e += g[:, None] * w
         tl.atomic_add(ptrs, g[:, None] * l1, mask=ok, sem="relaxed")
+        tl.debug_barrier()  # the next slot's loads see this slot's updates, as in word2vec.c
     _store_input_error(syn0, inputs, lengths, rows, mask_n, cols, mask_d, neu1e, D, C, CBOW_MEAN)
     tl.store(loss + rows, total, mask=mask_n)
 
@@ -123,6 +125,7 @@ def _hs_group(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths,
         g = tl.where(live, (1.0 - code - tl.sigmoid(f)) * alpha, 0.0)
         neu1e += g[:, None] * w
         tl.atomic_add(ptrs, g[:, None] * l1, mask=live[:, None] & mask_d[None, :], sem="relaxed")
+        tl.debug_barrier()
     _store_input_error(syn0, inputs, lengths, rows, mask_n, cols, mask_d, neu1e, D, C, CBOW_MEAN)
     tl.store(loss + rows, total, mask=mask_n)
 

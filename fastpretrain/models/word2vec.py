@@ -136,11 +136,10 @@ class Word2Vec:
     def step(self, centers, contexts, lengths, alpha: float) -> torch.Tensor:
         """One batch of SGD. Skip-gram feeds the context word's row to predict the center
         (word2vec.c's order); CBOW feeds the window. Returns the per-example loss."""
-        to = lambda a: None if a is None else torch.from_numpy(a).to(self.device, non_blocking=True)  # noqa: E731
-        targets = to(centers)
-        inputs = to(contexts)
+        targets = self._to_device(centers)
+        inputs = self._to_device(contexts)
         inputs = inputs.unsqueeze(1) if self.config.sg else inputs
-        lengths = to(lengths)
+        lengths = None if lengths is None else self._to_device(lengths)
         loss = torch.zeros(len(targets), device=self.device)
         if self.config.hs:
             loss += word2vec_hs_update_(self.syn0, self.syn1, inputs, targets, *self._huffman, alpha,
@@ -150,6 +149,12 @@ class Word2Vec:
             loss += word2vec_ns_update_(self.syn0, self.syn1neg, inputs, targets, negatives, alpha,
                                         lengths=lengths, cbow_mean=bool(self.config.cbow_mean))  # fmt: skip
         return loss
+
+    def _to_device(self, array) -> torch.Tensor:
+        """numpy -> device. Through pinned memory on a GPU, so the copy is asynchronous and the
+        host prepares the next batch while the kernels run."""
+        t = torch.from_numpy(array)
+        return t.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else t
 
     @property
     def wv(self) -> KeyedVectors:
