@@ -6,10 +6,8 @@ interchange with gensim and the C tools; ``save``/``load`` keep everything in on
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from fastpretrain.atomic import atomic_write
+from fastpretrain.atomic import atomic_path, atomic_write
 
 _SCORE_BUDGET = 1 << 25  # scores (queries x candidates) materialised at once by a top-k search
 _FORMAT = "fastpretrain.KeyedVectors/1"
@@ -259,18 +257,8 @@ class KeyedVectors:
         if self.counts is not None:
             tensors["counts"] = torch.from_numpy(self.counts)
         metadata = {"format": _FORMAT, "words": json.dumps(self.words, ensure_ascii=False)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata=metadata)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> KeyedVectors:

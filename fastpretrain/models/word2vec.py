@@ -21,6 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from fastpretrain.atomic import atomic_path
 from fastpretrain.data import Corpus, Vocab, Word2VecBatches
 from fastpretrain.data.corpus import Source
 from fastpretrain.data.noise import AliasSampler
@@ -174,12 +175,8 @@ class Word2Vec:
         if self.syn1 is not None:
             tensors["syn1"] = self.syn1.cpu()
         meta = {"config": json.dumps(asdict(self.config)), "words": json.dumps(self.vocab.words)}
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
+        with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> Word2Vec:
