@@ -128,18 +128,19 @@ def _report_vectors(kv, args: argparse.Namespace) -> None:
 
 def _word2vec_train(args: argparse.Namespace) -> None:
     """Train word vectors, save them, and show what they learned."""
-    from fastpretrain.data import resolve_corpus
+    from fastpretrain.data import Corpus, resolve_corpus
     from fastpretrain.data.corpus import cache_root
     from fastpretrain.models.word2vec import Word2Vec
 
-    path = resolve_corpus(args.corpus, Path(args.cache_dir) if args.cache_dir else cache_root())
+    cache = Path(args.cache_dir) if args.cache_dir else cache_root()
+    path = resolve_corpus(args.corpus, cache)
     config = {k: getattr(args, k) for k in ("sg", "hs", "negative", "vector_size", "window", "sample", "min_count",
               "max_vocab_size", "alpha", "min_alpha", "epochs", "workers", "seed", "batch_size", "cbow_mean")}  # fmt: skip
     model = Word2Vec(device=args.device, **config)
     print(f"training {'skip-gram' if args.sg else 'CBOW'} with {'hierarchical softmax' if args.hs else ''}"
           f"{' and ' if args.hs and args.negative else ''}{f'{args.negative} negatives' if args.negative else ''}"
           f" on {path} ({model.device})")  # fmt: skip
-    model.fit(path)
+    model.fit(Corpus.build(path, min_count=args.min_count, max_vocab_size=args.max_vocab_size, cache_dir=cache))
     out = Path(args.out)
     if out.suffix == ".safetensors":
         model.save(out)

@@ -46,3 +46,26 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
         main(["corpus", "--corpus", str(tmp_path / "t"), "--window", "0"])
     assert exit_info.value.code == 2
     assert "argument --window: expected a value >= 1, got 0" in capsys.readouterr().err
+
+
+def test_word2vec_train_then_eval(tmp_path, capsys):
+    """train writes vectors of the corpus's vocabulary in the chosen format; eval reads them back."""
+    from fastpretrain.models import KeyedVectors
+
+    words = [f"w{i % 23}" for i in range(3000)]
+    (tmp_path / "text8").write_text(" ".join(words))
+    (tmp_path / "pairs.tsv").write_text("w1\tw2\t5.0\nw3\tw4\t2.0\nw5\tw6\t8.0\n")
+    (tmp_path / "q.txt").write_text(": toy\nw1 w2 w3 w4\n")
+    flags = ["--questions", str(tmp_path / "q.txt"), "--wordsim", str(tmp_path / "pairs.tsv"),
+             "--simlex", str(tmp_path / "pairs.tsv")]  # fmt: skip
+    out = tmp_path / "v.txt"
+    assert main(["word2vec", "train", "--corpus", str(tmp_path / "text8"), "--min-count", "1", "--epochs", "1",
+                 "--vector-size", "8", "--workers", "1", "--device", "cpu", "--out", str(out), *flags]) == 0  # fmt: skip
+    trained = capsys.readouterr().out
+    kv = KeyedVectors.load_word2vec_format(out)
+    assert sorted(kv.words) == sorted(set(words)) and kv.vector_size == 8
+    assert re.search(r"trained\s+23 words x 8", trained) and "analogies    " in trained
+    assert main(["word2vec", "eval", str(out), *flags]) == 0
+    evaluated = capsys.readouterr().out
+    assert "vectors      23 words x 8" in evaluated
+    assert re.search(r"wordsim353\s+Spearman", evaluated)
