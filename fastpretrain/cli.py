@@ -135,7 +135,8 @@ def _word2vec_train(args: argparse.Namespace) -> None:
     cache = Path(args.cache_dir) if args.cache_dir else cache_root()
     path = resolve_corpus(args.corpus, cache)
     config = {k: getattr(args, k) for k in ("sg", "hs", "negative", "vector_size", "window", "sample", "min_count",
-              "max_vocab_size", "alpha", "min_alpha", "epochs", "workers", "seed", "batch_size", "cbow_mean")}  # fmt: skip
+              "max_vocab_size", "alpha", "min_alpha", "epochs", "workers", "seed", "batch_size", "cbow_mean",
+              "shared_negatives")}  # fmt: skip
     model = Word2Vec(device=args.device, **config)
     print(f"training {'skip-gram' if args.sg else 'CBOW'} with {'hierarchical softmax' if args.hs else ''}"
           f"{' and ' if args.hs and args.negative else ''}{f'{args.negative} negatives' if args.negative else ''}"
@@ -186,6 +187,8 @@ def _add_word2vec(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=_at_least(0.0, float), default=None, help="initial lr (0.025 sg, 0.05 CBOW)")
     p.add_argument("--min-alpha", type=_at_least(0.0, float), default=None, help="final lr (default alpha * 1e-4)")
     p.add_argument("--cbow-mean", type=int, choices=(0, 1), default=1, help="1 mean of the context rows, 0 sum")
+    p.add_argument("--shared-negatives", type=int, choices=(0, 1), default=0,
+                   help="1: HogBatch skip-gram, a center's window shares its negatives (speed mode)")
     p.add_argument("--epochs", type=_at_least(1), default=5)
     p.add_argument("--workers", type=_at_least(1), default=os.cpu_count() or 1, help="corpus engine threads")
     p.add_argument("--seed", type=int, default=1)

@@ -130,6 +130,40 @@ def _hs_group(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths,
     tl.store(loss + rows, total, mask=mask_n)
 
 
+@triton.jit
+def _shared_kernel(syn0, syn1, contexts, centers, negatives, loss, alpha, N, D,
+                   C: tl.constexpr, K: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr,
+                   BLOCK_D: tl.constexpr):  # fmt: skip
+    """HogBatch skip-gram: the context rows of one center share its targets (the center and K
+    negatives), so the scores and both updates are three small matrix products."""
+    ci, ki, cols = tl.arange(0, BLOCK_C), tl.arange(0, BLOCK_K), tl.arange(0, BLOCK_D)
+    mask_d = cols < D
+    for n in range(tl.program_id(0), N, tl.num_programs(0)):
+        ctx = tl.load(contexts + n * C + ci, mask=ci < C, other=-1).to(tl.int64)
+        ok_c = ctx >= 0
+        center = tl.load(centers + n).to(tl.int64)
+        neg = tl.load(negatives + n * K + ki - 1, mask=(ki >= 1) & (ki <= K), other=0).to(tl.int64)
+        target = tl.where(ki == 0, center, neg)
+        ok_k = (ki == 0) | ((ki <= K) & (neg != center))  # a negative equal to the center is skipped
+        c_ptrs = syn0 + ctx[:, None] * D + cols[None, :]
+        t_ptrs = syn1 + target[:, None] * D + cols[None, :]
+        c_mask = ok_c[:, None] & mask_d[None, :]
+        t_mask = ok_k[:, None] & mask_d[None, :]
+        rows_c = tl.load(c_ptrs, mask=c_mask, other=0.0)
+        rows_t = tl.load(t_ptrs, mask=t_mask, other=0.0)
+        f = tl.dot(rows_c, tl.trans(rows_t))  # [BLOCK_C, BLOCK_K]
+        label = tl.where(ki == 0, 1.0, 0.0)[None, :]
+        live = ok_c[:, None] & ok_k[None, :]
+        p = tl.where(f > MAX_EXP, 1.0, tl.where(f < -MAX_EXP, 0.0, tl.sigmoid(f)))
+        g = tl.where(live, (label - p) * alpha, 0.0)
+        signed = f * (2.0 * label - 1.0)
+        nll = tl.where(live, tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed))), 0.0)
+        tl.store(loss + n, tl.sum(tl.sum(nll, axis=1), axis=0))
+        tl.atomic_add(t_ptrs, tl.dot(tl.trans(g), rows_c), mask=t_mask, sem="relaxed")
+        tl.atomic_add(c_ptrs, tl.dot(g, rows_t), mask=c_mask, sem="relaxed")
+        tl.debug_barrier()  # the program's next center reads these rows
+
+
 def _blocks(n, d, device):
     groups = triton.cdiv(n, BLOCK_N)
     programs = PROGRAMS
@@ -162,3 +196,18 @@ def hs_update(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths,
     block_n, block_d, grid = _blocks(n, d, syn0.device)
     _hs_kernel[grid](syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, float(alpha), n, d,
                      codes.shape[1], C=c, CBOW_MEAN=bool(cbow_mean), BLOCK_N=block_n, BLOCK_D=block_d)  # fmt: skip
+
+
+def shared_update(syn0, syn1, contexts, centers, negatives, loss, alpha):
+    """HogBatch skip-gram update in place: contexts [N, C] (-1 padded) share the targets
+    (centers [N], negatives [N, K]) of their center. The scores run on tensor cores (tf32 on
+    a GPU); one center per program step, programs as in ``ns_update``."""
+    n, c = contexts.shape
+    k = negatives.shape[1]
+    _, block_d, _ = _blocks(n, syn0.shape[1], syn0.device)
+    programs = PROGRAMS or (4 * torch.cuda.get_device_properties(syn0.device).multi_processor_count
+                            if syn0.device.type == "cuda" else n)  # fmt: skip
+    block_c, block_k = max(16, triton.next_power_of_2(c)), max(16, triton.next_power_of_2(k + 1))
+    _shared_kernel[(max(1, min(n, programs)),)](syn0, syn1, contexts, centers, negatives, loss, float(alpha), n,
+                                                syn0.shape[1], C=c, K=k, BLOCK_C=block_c, BLOCK_K=block_k,
+                                                BLOCK_D=block_d)  # fmt: skip

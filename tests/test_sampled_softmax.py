@@ -13,8 +13,10 @@ from fastpretrain.data import Vocab
 from fastpretrain.ops import (
     hs_update_reference,
     ns_update_reference,
+    shared_ns_update_reference,
     word2vec_hs_update_,
     word2vec_ns_update_,
+    word2vec_shared_ns_update_,
 )
 
 
@@ -185,3 +187,39 @@ def test_bad_arguments(change, match):
     args.update(change)
     with pytest.raises(ValueError, match=match):
         word2vec_ns_update_(**args)
+
+
+def test_shared_reference_is_per_pair_word2vec_from_the_rows_before_the_center():
+    """HogBatch on one center: each (context, target) pair takes word2vec's step, all computed
+    from the rows as they were before this center, and summed."""
+    syn0, syn1 = torch.randn(6, 5) * 0.5, torch.randn(6, 5) * 0.5
+    contexts, centers, negatives = torch.tensor([[1, 2, 1, -1]]), torch.tensor([3]), torch.tensor([[4, 3, 0]])
+    want0, want1, loss = syn0.clone(), syn1.clone(), 0.0
+    for c in (1, 2, 1):
+        for t, label in ((3, 1), (4, 0), (0, 0)):  # the negative equal to the center is skipped
+            f = float(syn0[c] @ syn1[t])
+            g = (label - sigmoid(f)) * 0.2
+            loss -= math.log(sigmoid(f if label else -f))
+            want0[c] += g * syn1[t]
+            want1[t] += g * syn0[c]
+    got = shared_ns_update_reference(syn0, syn1, contexts, centers, negatives, 0.2)
+    torch.testing.assert_close(syn0, want0)
+    torch.testing.assert_close(syn1, want1)
+    assert got.item() == pytest.approx(loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("c,k,d", [(4, 1, 16), (10, 5, 50), (6, 15, 100), (3, 3, 37)])
+def test_shared_kernel_matches_reference(c, k, d, monkeypatch, kernel_path):
+    """One program walking the centers in turn equals the reference applied center by center."""
+    n = 11
+    monkeypatch.setattr(kernels, "PROGRAMS", 1)
+    syn0, syn1, contexts, _, centers, negatives = random_batch(n, c, k, v=9, d=d, seed=c + k + d)
+    syn0, syn1 = syn0 * 0.3, syn1 * 0.3
+    atol = 2e-5 if kernel_path[0].type == "cpu" else 5e-3  # tf32 scores on a GPU
+    assert_same_update(
+        kernel_path,
+        lambda s0, s1, x, t, neg: word2vec_shared_ns_update_(s0, s1, x, t, neg, 0.1),
+        lambda s0, s1, x, t, neg: torch.cat([shared_ns_update_reference(s0, s1, x[i : i + 1], t[i : i + 1],
+                                                                        neg[i : i + 1], 0.1) for i in range(n)]),
+        syn0, syn1, (contexts, centers, negatives), atol=atol,
+    )  # fmt: skip

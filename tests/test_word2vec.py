@@ -91,3 +91,14 @@ def test_bad_config(kwargs, match):
 def test_wv_before_training_is_a_clear_error():
     with pytest.raises(RuntimeError, match="call fit"):
         Word2Vec().wv
+
+
+def test_hogbatch_shared_negatives_learn(lee):
+    model = Word2Vec(sg=1, shared_negatives=1, epochs=10, workers=2, batch_size=256, seed=0, device="cpu")
+    neighbours = [w for w, _ in model.fit(lee, progress=False).wv.most_similar(positive=["attacks"], topn=50)]
+    assert "bombings" in neighbours
+
+
+def test_shared_negatives_needs_skipgram_ns():
+    with pytest.raises(ValueError, match="shared_negatives: 1 needs sg=1"):
+        Word2Vec(sg=0, shared_negatives=1)

@@ -26,7 +26,7 @@ from fastpretrain.data import Corpus, Vocab, Word2VecBatches
 from fastpretrain.data.corpus import Source
 from fastpretrain.data.noise import AliasSampler
 from fastpretrain.models.keyed_vectors import KeyedVectors
-from fastpretrain.ops import word2vec_hs_update_, word2vec_ns_update_
+from fastpretrain.ops import word2vec_hs_update_, word2vec_ns_update_, word2vec_shared_ns_update_
 
 
 @dataclass
@@ -43,6 +43,9 @@ class Word2VecConfig:
     min_alpha: float | None = None  # None: alpha * 1e-4
     ns_exponent: float = 0.75
     cbow_mean: int = 1
+    # HogBatch speed mode (skip-gram, negative sampling): a center's context rows share one
+    # set of negatives, scored with matrix products; word2vec.c draws negatives per pair.
+    shared_negatives: int = 0
     epochs: int = 5
     seed: int = 1
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -67,6 +70,9 @@ class Word2VecConfig:
             raise ValueError(f"negative: expected an int >= 0, got {self.negative!r}")
         if not self.hs and not self.negative:
             raise ValueError("negative: 0 needs hs=1, otherwise nothing trains the output layer")
+        hogbatch_ok = self.sg and not self.hs and self.negative
+        if self.shared_negatives not in (0, 1) or (self.shared_negatives and not hogbatch_ok):
+            raise ValueError("shared_negatives: 1 needs sg=1, hs=0 and negative > 0 (HogBatch skip-gram)")
         if not (math.isfinite(self.alpha) and self.alpha > 0):
             raise ValueError(f"alpha: expected a learning rate > 0, got {self.alpha}")
         if not (math.isfinite(self.min_alpha) and 0 <= self.min_alpha <= self.alpha):
@@ -109,7 +115,7 @@ class Word2Vec:
         c = self.config
         corpus = self.build_vocab(corpus)
         batches = Word2VecBatches(  # negatives are drawn on the training device
-            corpus, sg=c.sg, window=c.window, sample=c.sample, negative=0,
+            corpus, sg=0 if c.shared_negatives else c.sg, window=c.window, sample=c.sample, negative=0,
             batch_size=c.batch_size, epochs=c.epochs, workers=c.workers, seed=c.seed,
         )  # fmt: skip
         start, loss_sum, seen = time.perf_counter(), 0.0, 0
@@ -139,6 +145,9 @@ class Word2Vec:
         (word2vec.c's order); CBOW feeds the window. Returns the per-example loss."""
         targets = self._to_device(centers)
         inputs = self._to_device(contexts)
+        if self.config.shared_negatives:  # CBOW-shaped batches: each center with its window
+            negatives = self._noise(len(targets), self.config.negative)
+            return word2vec_shared_ns_update_(self.syn0, self.syn1neg, inputs, targets, negatives, alpha)
         inputs = inputs.unsqueeze(1) if self.config.sg else inputs
         lengths = None if lengths is None else self._to_device(lengths)
         loss = torch.zeros(len(targets), device=self.device)

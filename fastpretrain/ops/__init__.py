@@ -2,11 +2,24 @@
 both its spec and its CPU path (see ``dispatch`` for which path runs)."""
 
 from fastpretrain.ops.dispatch import kernels_on_cpu
+from fastpretrain.ops.sampled_logits import sampled_softmax_loss, sampled_softmax_loss_reference
 from fastpretrain.ops.sampled_softmax import (
     hs_update_reference,
     ns_update_reference,
+    shared_ns_update_reference,
     word2vec_hs_update_,
     word2vec_ns_update_,
+    word2vec_shared_ns_update_,
 )
 
-__all__ = ["hs_update_reference", "kernels_on_cpu", "ns_update_reference", "word2vec_hs_update_", "word2vec_ns_update_"]
+__all__ = [
+    "hs_update_reference",
+    "kernels_on_cpu",
+    "ns_update_reference",
+    "sampled_softmax_loss",
+    "sampled_softmax_loss_reference",
+    "shared_ns_update_reference",
+    "word2vec_hs_update_",
+    "word2vec_ns_update_",
+    "word2vec_shared_ns_update_",
+]

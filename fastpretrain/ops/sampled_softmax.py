@@ -111,6 +111,28 @@ def hs_update_reference(syn0, syn1, inputs, lengths, targets, codes, points, cod
     return loss
 
 
+def shared_ns_update_reference(syn0, syn1, contexts, centers, negatives, alpha):
+    """Pure-torch HogBatch skip-gram update: every context row of a center is scored against
+    the center and the same K negatives; each example reads the rows before writing any."""
+    valid = contexts >= 0
+    rows_c = syn0[contexts.clamp(min=0).long()] * valid.unsqueeze(-1)  # [N, C, D]
+    targets = torch.cat([centers.unsqueeze(1), negatives], 1).long()  # [N, K+1]
+    live_t = torch.ones_like(targets, dtype=torch.bool)
+    live_t[:, 1:] = negatives != centers.unsqueeze(1)
+    rows_t = syn1[targets]  # [N, K+1, D]
+    f = torch.einsum("ncd,nkd->nck", rows_c, rows_t)
+    label = torch.zeros_like(f)
+    label[:, :, 0] = 1
+    live = valid.unsqueeze(2) & live_t.unsqueeze(1)
+    p = torch.where(f > MAX_EXP, 1.0, torch.where(f < -MAX_EXP, 0.0, torch.sigmoid(f)))
+    g = (label - p) * alpha * live
+    loss = (_log_sigmoid_loss(f * (2 * label - 1)) * live).sum((1, 2))
+    syn1.index_add_(0, targets.flatten(), torch.einsum("nck,ncd->nkd", g, rows_c).flatten(0, 1))
+    example, slot = valid.nonzero(as_tuple=True)
+    syn0.index_add_(0, contexts[example, slot].long(), torch.einsum("nck,nkd->ncd", g, rows_t)[example, slot])
+    return loss
+
+
 @torch.library.custom_op("fastpretrain::word2vec_ns_update", mutates_args=("syn0", "syn1"))
 def _ns_update_op(syn0: torch.Tensor, syn1: torch.Tensor, inputs: torch.Tensor, lengths: torch.Tensor,
                   targets: torch.Tensor, negatives: torch.Tensor, alpha: float, cbow_mean: bool) -> torch.Tensor:  # fmt: skip
@@ -180,3 +202,32 @@ def word2vec_hs_update_(syn0, syn1, inputs, targets, codes, points, code_lengths
         raise ValueError(f"codes: expected an integer tensor shaped like points {tuple(points.shape)} on {syn0.device}")
     return _hs_update_op(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, float(alpha),
                          bool(cbow_mean))  # fmt: skip
+
+
+@torch.library.custom_op("fastpretrain::word2vec_shared_ns_update", mutates_args=("syn0", "syn1"))
+def _shared_update_op(syn0: torch.Tensor, syn1: torch.Tensor, contexts: torch.Tensor, centers: torch.Tensor,
+                      negatives: torch.Tensor, alpha: float) -> torch.Tensor:  # fmt: skip
+    if not use_kernel(syn0):
+        return shared_ns_update_reference(syn0, syn1, contexts, centers, negatives, alpha)
+    from fastpretrain.kernels.sampled_softmax import shared_update
+
+    loss = torch.empty(contexts.shape[0], dtype=torch.float32, device=syn0.device)
+    shared_update(syn0, syn1, contexts.contiguous(), centers.contiguous(), negatives.contiguous(), loss, alpha)
+    return loss
+
+
+@_shared_update_op.register_fake
+def _(syn0, syn1, contexts, centers, negatives, alpha):
+    return syn0.new_empty(contexts.shape[0])
+
+
+def word2vec_shared_ns_update_(syn0, syn1, contexts, centers, negatives, alpha):
+    """HogBatch (Ji et al. 2016) skip-gram with negative sampling, in place: the context window
+    ``contexts`` [N, C] (-1 padded) of each center shares one set of targets, the center and
+    ``negatives`` [N, K], so the scores and updates are matrix products (tensor cores on a
+    GPU). A speed mode: word2vec.c draws K negatives per (context, center) pair instead.
+    Returns the per-center loss summed over its context rows."""
+    _check(syn0, syn1, contexts, centers, centers, alpha, [("negatives", negatives)])
+    if negatives.dim() != 2 or negatives.shape[0] != contexts.shape[0] or negatives.shape[1] < 1:
+        raise ValueError(f"negatives: expected shape ({contexts.shape[0]}, K >= 1), got {tuple(negatives.shape)}")
+    return _shared_update_op(syn0, syn1, contexts, centers, negatives, float(alpha))
