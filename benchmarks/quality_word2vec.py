@@ -2,6 +2,8 @@
 
     python benchmarks/quality_word2vec.py --engine gensim   # CPU, all cores (slow: minutes per method)
     python benchmarks/quality_word2vec.py --engine ours     # GPU when present
+    python benchmarks/quality_word2vec.py --engine ours --corpus wiki206 --methods sg-ns,sg-ns-shared \
+        --vector-size 100 --epochs 3 --sample 1e-3 --tag _hogbatch_wiki206   # HogBatch vs exact, CPU-sized
 
 Each method (skip-gram / CBOW x negative sampling / hierarchical softmax) is trained on corpus20m
 with the issue's settings (d 200, window 5, negative 10, sample 1e-4, min_count 5, 5 epochs) and
@@ -27,14 +29,15 @@ from pathlib import Path
 import torch
 
 from fastpretrain.atomic import atomic_write
-from fastpretrain.data import Corpus, cache_root
+from fastpretrain.data import Corpus, cache_root, resolve_corpus
 from fastpretrain.eval import evaluate_word_analogies, evaluate_word_pairs
 from fastpretrain.models import KeyedVectors, Word2Vec
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 METHODS = {"sg-ns": dict(sg=1, hs=0, negative=10), "cbow-ns": dict(sg=0, hs=0, negative=10),
-           "sg-hs": dict(sg=1, hs=1, negative=0), "cbow-hs": dict(sg=0, hs=1, negative=0)}  # fmt: skip
+           "sg-hs": dict(sg=1, hs=1, negative=0), "cbow-hs": dict(sg=0, hs=1, negative=0),
+           "sg-ns-shared": dict(sg=1, hs=0, negative=10, shared_negatives=1)}  # fmt: skip  (ours only: HogBatch)
 SETTINGS = dict(vector_size=200, window=5, sample=1e-4, min_count=5, epochs=5, seed=1)
 
 
@@ -66,11 +69,16 @@ def main() -> None:
     p.add_argument("--engine", choices=("gensim", "ours"), required=True)
     p.add_argument("--corpus", default=str(DATA / "corpus20m.txt.xz"))
     p.add_argument("--eval-dir", default=str(DATA / "eval"))
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
+    p.add_argument("--methods", default="sg-ns,cbow-ns,sg-hs,cbow-hs", help="comma-separated subset of " + ",".join(METHODS))
+    p.add_argument("--vector-size", type=int, default=SETTINGS["vector_size"])
+    p.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
+    p.add_argument("--sample", type=float, default=SETTINGS["sample"])
+    p.add_argument("--tag", default="", help="suffix of the result files, for runs with other settings")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = p.parse_args()
-    corpus, evals = Path(args.corpus), Path(args.eval_dir)
+    SETTINGS.update(vector_size=args.vector_size, epochs=args.epochs, sample=args.sample)
+    corpus, evals = resolve_corpus(args.corpus, cache_root()), Path(args.eval_dir)
     if not corpus.exists():
         sys.exit(f"quality_word2vec: corpus {corpus} not found; skipped")
     train = train_gensim if args.engine == "gensim" else train_ours
@@ -104,8 +112,9 @@ def main() -> None:
               f"{r['simlex999']:.3f} |" for r in rows]  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"quality_word2vec_{args.engine}.json").write_text(json.dumps(result, indent=1))
-    (out / f"quality_word2vec_{args.engine}.md").write_text("\n".join(lines) + "\n")
+    name = f"quality_word2vec_{args.engine}{args.tag}"
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

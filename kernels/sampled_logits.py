@@ -14,8 +14,8 @@ import triton
 import triton.language as tl
 
 # Interpreter blocks: small (the interpreter is slow) but >= 16, as tl.dot requires.
-INTERPRETER_BLOCKS = dict(BLOCK_N=16, BLOCK_S=16, BLOCK_D=32, num_warps=4)
-GPU_BLOCKS = dict(BLOCK_N=64, BLOCK_S=64, BLOCK_D=64, num_warps=4)
+INTERPRETER_BLOCKS = {"BLOCK_N": 16, "BLOCK_S": 16, "BLOCK_D": 32, "num_warps": 4}
+GPU_BLOCKS = {"BLOCK_N": 64, "BLOCK_S": 64, "BLOCK_D": 64, "num_warps": 4}
 MAX_BLOCK_OUT = 128  # width of the D slice of a gradient one program writes
 
 
@@ -154,8 +154,8 @@ def _config(hidden):
 def _args(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled):
     hidden, weight = hidden.contiguous(), weight.contiguous()
     bias = weight if bias is None else bias.contiguous()  # any pointer; never read without HAS_BIAS
-    return hidden, weight, bias, targets.contiguous(), sampled.contiguous(), log_q_targets.contiguous(), \
-        log_q_sampled.contiguous()  # fmt: skip
+    rest = (targets, sampled, log_q_targets, log_q_sampled)
+    return hidden, weight, bias, *(t.contiguous() for t in rest)
 
 
 def sampled_softmax_forward(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, remove_hits):

@@ -49,8 +49,9 @@ class Word2VecConfig:
     epochs: int = 5
     seed: int = 1
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    # Pairs (skip-gram) or examples (CBOW) per update; None: 1024 on CPU, where the reference
-    # applies a batch's updates all from the same weights (large batches diverge), 65536 on a GPU.
+    # Pairs (skip-gram), examples (CBOW) or centers (HogBatch) per update; None: 1024 pairs on
+    # CPU, where the reference applies a batch's updates all from the same weights (large
+    # batches diverge), 65536 on a GPU.
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
@@ -87,8 +88,9 @@ class Word2Vec:
     def __init__(self, *, device: str | torch.device | None = None, **config) -> None:
         self.config = Word2VecConfig(**config)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if self.config.batch_size is None:
-            self.config.batch_size = 65536 if self.device.type == "cuda" else 1024
+        if self.config.batch_size is None:  # CPU: about 1024 pairs (HogBatch counts centers)
+            cpu = 1024 // (2 * self.config.window) if self.config.shared_negatives else 1024
+            self.config.batch_size = 65536 if self.device.type == "cuda" else cpu
         self.vocab: Vocab | None = None
         self.syn0 = self.syn1neg = self.syn1 = None
         self.words_per_second = 0.0
