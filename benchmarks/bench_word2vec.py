@@ -92,6 +92,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--block-n", type=int, default=kernels.BLOCK_N, help="examples per group in the kernel")
     p.add_argument("--programs-per-sm", type=int, default=2, help="kernel programs per SM (examples in flight)")
+    p.add_argument("--shared-negatives", type=int, choices=(0, 1), default=0,
+                   help="end-to-end row in HogBatch mode (the kernel-only rows stay per-pair)")
     p.add_argument("--questions", default=str(ROOT.parent / "shared/data/eval/questions-words.txt"),
                    help="Google analogies, evaluated after training when the file exists")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results"))
@@ -113,7 +115,8 @@ def main() -> None:
     kernel_gbs = pairs * rows_per_pair * d * 4 / (kernel_ms * 1e-3) / 1e9
 
     model = Word2Vec(sg=1, negative=args.negative, vector_size=d, window=args.window, sample=args.sample,
-                     epochs=args.epochs, workers=args.workers, batch_size=args.batch_size, device="cuda")  # fmt: skip
+                     epochs=args.epochs, workers=args.workers, batch_size=args.batch_size, device="cuda",
+                     shared_negatives=args.shared_negatives)  # fmt: skip
     analogies = None
     try:
         model.fit(corpus, progress=False)
@@ -150,7 +153,7 @@ def main() -> None:
         "|---|---|---|---|",
         f"| update, pairs/s (batches on GPU) | {result['kernel_pairs_per_s'] / 1e6:.1f} M | "
         f"{result['eager_pairs_per_s'] / 1e6:.1f} M | {result['kernel_vs_eager']:.1f}x |",
-        f"| end to end, words/s (engine + kernel, {args.epochs} epoch) | {model.words_per_second / 1e6:.1f} M | | |",
+        f"| end to end, words/s (engine + kernel, {args.epochs} epoch{', HogBatch' * args.shared_negatives}) | {model.words_per_second / 1e6:.1f} M | | |",
         f"| kernel row traffic | {kernel_gbs:.0f} GB/s | | |",
         f"| Google analogies after {args.epochs} epoch (restrict 30k) | "
         + (f"{analogies:.1%}" if analogies is not None else "not run") + " | | |",
@@ -158,7 +161,7 @@ def main() -> None:
     print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"word2vec_b{args.batch_size}_g{args.block_n}_p{args.programs_per_sm}"
+    name = f"word2vec_b{args.batch_size}_g{args.block_n}_p{args.programs_per_sm}" + ("_shared" * args.shared_negatives)
     (out / f"{name}.json").write_text(json.dumps(result, indent=1))
     (out / f"{name}.md").write_text(table + "\n")
 

@@ -2,9 +2,12 @@
 # Everything the GPU box checks in one device call: build with its torch/triton, import, the
 # test suite, and the benchmarks. Usage (from the repo root, on the GPU machine):
 #   OUT=/some/dir FASTPRETRAIN_DATA=.gpu-data bash benchmarks/run_gpu.sh
-# where .gpu-data holds a copy of ../shared/data/corpus20m.txt.xz.
+# where .gpu-data holds copies of ../shared/data/corpus20m.txt.xz and ../shared/data/eval/ (carry it).
 set -uo pipefail
-out="${OUT:-benchmarks/results}"
+# Under the device tool ($OUT set) results are packed into $OUT/gpu_results.tgz at the end, since
+# only 8 files come back from a call; unpack it into benchmarks/results/.
+out="${OUT:+$OUT/results}"
+out="${out:-benchmarks/results}"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}"
 FASTPRETRAIN_DATA="$(realpath "${FASTPRETRAIN_DATA:-../shared/data}")"
@@ -24,7 +27,15 @@ echo "== tests"
 echo "== benchmarks"
 python3 benchmarks/bench_corpus.py --corpus "$FASTPRETRAIN_DATA/corpus20m.txt.xz" \
   --workers 1,2,4,8,16 --batch-size 65536 --out "$out" 2>&1 | tail -25
-for batch in 16384 65536; do
-  python3 benchmarks/bench_word2vec.py --corpus "$FASTPRETRAIN_DATA/corpus20m.txt.xz" \
-    --questions "$FASTPRETRAIN_DATA/eval/questions-words.txt" --batch-size $batch --out "$out" 2>&1 | tail -12
+D="$FASTPRETRAIN_DATA"
+for programs in 2 8; do
+  python3 benchmarks/bench_word2vec.py --corpus "$D/corpus20m.txt.xz" --questions "$D/eval/questions-words.txt" \
+    --programs-per-sm $programs --out "$out" 2>&1 | tail -9
 done
+python3 benchmarks/bench_word2vec.py --corpus "$D/corpus20m.txt.xz" --questions "$D/eval/questions-words.txt" \
+  --shared-negatives 1 --batch-size 16384 --out "$out" 2>&1 | tail -9
+python3 benchmarks/quality_word2vec.py --engine ours --corpus "$D/corpus20m.txt.xz" --eval-dir "$D/eval" \
+  --methods sg-ns,cbow-ns,sg-hs,cbow-hs,sg-ns-shared --out "$out" 2>&1 | tail -8
+if [ -n "${OUT:-}" ]; then
+  tar czf "$OUT/gpu_results.tgz" -C "$out" . && rm -rf "$out"
+fi
