@@ -164,12 +164,13 @@ def _shared_kernel(syn0, syn1, contexts, centers, negatives, loss, alpha, N, D,
         tl.debug_barrier()  # the program's next center reads these rows
 
 
-def _blocks(n, d, device):
-    groups = triton.cdiv(n, BLOCK_N)
+def _grid(work, device, per_sm=2):
+    """Programs for `work` units walked in turn: PROGRAMS, else `per_sm` per SM on a GPU (few
+    examples in flight, as word2vec.c's threads), else one per unit in the interpreter."""
     programs = PROGRAMS
     if programs is None:
-        programs = 2 * torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else groups
-    return BLOCK_N, triton.next_power_of_2(d), (max(1, min(groups, programs)),)
+        programs = per_sm * torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else work
+    return (max(1, min(work, programs)),)
 
 
 def ns_update(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, cbow_mean):
@@ -181,9 +182,9 @@ def ns_update(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, cbow
     n, c = inputs.shape
     k = negatives.shape[1]
     d = syn0.shape[1]
-    block_n, block_d, grid = _blocks(n, d, syn0.device)
+    grid = _grid(triton.cdiv(n, BLOCK_N), syn0.device)
     _ns_kernel[grid](syn0, syn1, inputs, lengths, targets, negatives, loss, float(alpha), n, d,
-                     C=c, K=k, CBOW_MEAN=bool(cbow_mean), BLOCK_N=block_n, BLOCK_D=block_d)  # fmt: skip
+                     C=c, K=k, CBOW_MEAN=bool(cbow_mean), BLOCK_N=BLOCK_N, BLOCK_D=triton.next_power_of_2(d))  # fmt: skip
 
 
 def hs_update(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, alpha, cbow_mean):
@@ -193,9 +194,10 @@ def hs_update(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths,
     """
     n, c = inputs.shape
     d = syn0.shape[1]
-    block_n, block_d, grid = _blocks(n, d, syn0.device)
+    grid = _grid(triton.cdiv(n, BLOCK_N), syn0.device)
     _hs_kernel[grid](syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, float(alpha), n, d,
-                     codes.shape[1], C=c, CBOW_MEAN=bool(cbow_mean), BLOCK_N=block_n, BLOCK_D=block_d)  # fmt: skip
+                     codes.shape[1], C=c, CBOW_MEAN=bool(cbow_mean), BLOCK_N=BLOCK_N,
+                     BLOCK_D=triton.next_power_of_2(d))  # fmt: skip
 
 
 def shared_update(syn0, syn1, contexts, centers, negatives, loss, alpha):
@@ -204,10 +206,8 @@ def shared_update(syn0, syn1, contexts, centers, negatives, loss, alpha):
     a GPU); one center per program step, programs as in ``ns_update``."""
     n, c = contexts.shape
     k = negatives.shape[1]
-    _, block_d, _ = _blocks(n, syn0.shape[1], syn0.device)
-    programs = PROGRAMS or (4 * torch.cuda.get_device_properties(syn0.device).multi_processor_count
-                            if syn0.device.type == "cuda" else n)  # fmt: skip
+    d = syn0.shape[1]
     block_c, block_k = max(16, triton.next_power_of_2(c)), max(16, triton.next_power_of_2(k + 1))
-    _shared_kernel[(max(1, min(n, programs)),)](syn0, syn1, contexts, centers, negatives, loss, float(alpha), n,
-                                                syn0.shape[1], C=c, K=k, BLOCK_C=block_c, BLOCK_K=block_k,
-                                                BLOCK_D=block_d)  # fmt: skip
+    _shared_kernel[_grid(n, syn0.device, per_sm=4)](syn0, syn1, contexts, centers, negatives, loss, float(alpha), n, d,
+                                                    C=c, K=k, BLOCK_C=block_c, BLOCK_K=block_k,
+                                                    BLOCK_D=triton.next_power_of_2(d))  # fmt: skip
