@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from fastpretrain import _C
+from fastpretrain.checks import check_int
 from fastpretrain.data.corpus import Corpus
 
 
@@ -30,12 +31,6 @@ class Word2VecBatch:
 
     def __len__(self) -> int:
         return len(self.centers)
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
-    return int(value)
 
 
 class Word2VecBatches:
@@ -75,13 +70,13 @@ class Word2VecBatches:
             raise ValueError(f"sg: expected 1 (skip-gram) or 0 (CBOW), got {sg!r}")
         self.corpus = corpus
         self.sg = int(sg)
-        self.window = _check_int("window", window, 1)
-        self.negative = _check_int("negative", negative, 0)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.epochs = _check_int("epochs", epochs, 1)
-        self.workers = _check_int("workers", workers, 1)
-        self.seed = _check_int("seed", seed, 0)
-        self.max_sentence_length = _check_int("max_sentence_length", max_sentence_length, 1)
+        self.window = check_int("window", window, 1)
+        self.negative = check_int("negative", negative, 0)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.epochs = check_int("epochs", epochs, 1)
+        self.workers = check_int("workers", workers, 1)
+        self.seed = check_int("seed", seed, 0)
+        self.max_sentence_length = check_int("max_sentence_length", max_sentence_length, 1)
         if not (isinstance(sample, (int, float)) and sample >= 0):
             raise ValueError(f"sample: expected a threshold >= 0 (e.g. 1e-3; 0 disables), got {sample!r}")
         self.sample = float(sample)

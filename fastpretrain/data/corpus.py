@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from fastpretrain import _C
 from fastpretrain.atomic import atomic_write
+from fastpretrain.checks import check_int
 from fastpretrain.data.vocab import Vocab
 
 Source = Union[str, os.PathLike, Iterable[Sequence[str]]]
@@ -114,8 +115,7 @@ class Corpus:
             cache_dir: cache root for corpora read from files (default :func:`cache_root`).
             progress: show a progress bar on a terminal.
         """
-        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-            raise ValueError(f"min_count: expected an int >= 1, got {min_count!r}")
+        check_int("min_count", min_count, 1)
         if max_vocab_size is not None and (not isinstance(max_vocab_size, int) or max_vocab_size < 1):
             raise ValueError(f"max_vocab_size: expected None or an int >= 1, got {max_vocab_size!r}")
         root = Path(cache_dir) if cache_dir is not None else cache_root()

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from fastpretrain.atomic import atomic_path
+from fastpretrain.checks import check_int
 from fastpretrain.data import Corpus, Vocab, Word2VecBatches
 from fastpretrain.data.corpus import Source
 from fastpretrain.data.noise import AliasSampler
@@ -60,15 +61,11 @@ class Word2VecConfig:
         if self.min_alpha is None:
             self.min_alpha = self.alpha * 1e-4
         for name in ("vector_size", "window", "min_count", "epochs", "workers", "batch_size"):
-            value = getattr(self, name)
-            if name == "batch_size" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+            if getattr(self, name) is not None or name != "batch_size":
+                check_int(name, getattr(self, name), 1)
         if self.sg not in (0, 1) or self.hs not in (0, 1) or self.cbow_mean not in (0, 1):
             raise ValueError(f"sg, hs, cbow_mean: expected 0 or 1, got {self.sg}, {self.hs}, {self.cbow_mean}")
-        if not isinstance(self.negative, int) or self.negative < 0:
-            raise ValueError(f"negative: expected an int >= 0, got {self.negative!r}")
+        check_int("negative", self.negative, 0)
         if not self.hs and not self.negative:
             raise ValueError("negative: 0 needs hs=1, otherwise nothing trains the output layer")
         hogbatch_ok = self.sg and not self.hs and self.negative
