@@ -1,6 +1,12 @@
 """Torch ops on fastpretrain's Triton kernels, each with a pure-torch ``*_reference`` that is
 both its spec and its CPU path (see ``dispatch`` for which path runs)."""
 
+from fastpretrain.ops.attention import (
+    attention,
+    attention_reference,
+    attention_varlen,
+    attention_varlen_reference,
+)
 from fastpretrain.ops.dispatch import kernels_on_cpu
 from fastpretrain.ops.sampled_logits import sampled_softmax_loss, sampled_softmax_loss_reference
 from fastpretrain.ops.sampled_softmax import (
@@ -13,6 +19,10 @@ from fastpretrain.ops.sampled_softmax import (
 )
 
 __all__ = [
+    "attention",
+    "attention_reference",
+    "attention_varlen",
+    "attention_varlen_reference",
     "hs_update_reference",
     "kernels_on_cpu",
     "ns_update_reference",

@@ -1,0 +1,350 @@
+"""Fused attention as Triton kernels: a FlashAttention-2 style forward (online softmax over key
+blocks, never storing the [Sq, Sk] scores) and a backward that recomputes the probabilities from
+the saved log-sum-exp, in two atomic-free kernels (dK/dV per key block, dQ per query block).
+
+One set of kernels serves both layouts, told apart by strides: dense q [B, H, Sq, D] and packed
+variable-length q [total, H, D] whose sequence b spans rows cu_seqlens[b]:cu_seqlens[b+1].
+Masks: causal (top-left aligned: query i sees keys j <= i), key padding (uint8 [B, Sk], nonzero
+for real keys), and dropout, whose keep mask is Philox(seed; i, j, b * H + h, 0) so the backward
+regenerates exactly the forward's mask. A query row that sees no key gets a zero output and zero
+gradients. GQA: query head h reads key/value head h // GROUP.
+
+The softmax runs in base 2: scores are scaled by scale * log2(e) and the saved lse is in log2
+units (+inf for rows that see no key, so their recomputed probabilities are 0).
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634
+DROPOUT_BITS = 24  # a key is kept when the top 24 bits of its Philox draw are >= p * 2**24
+
+# Interpreter blocks are the smallest tl.dot takes, so tests cover many blocks cheaply.
+INTERPRETER_CONFIG = {"BLOCK_M": 16, "BLOCK_N": 16, "num_warps": 4, "num_stages": 1}
+
+
+@triton.jit
+def _keep(seed, rows, cols, bh, DROP_THRESHOLD):
+    """Dropout keep mask [BLOCK_M, BLOCK_N]: Philox of (query row, key col, batch * H + head, 0)."""
+    zero = rows[:, None] * 0 + cols[None, :] * 0
+    r, _, _, _ = tl.philox(seed, rows[:, None] + zero, cols[None, :] + zero, zero + bh, zero)
+    return (r >> (32 - DROPOUT_BITS)).to(tl.int32) >= DROP_THRESHOLD
+
+
+@triton.jit
+def _allowed(rows, cols, seqlen_k, kpm_row, CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr):
+    """Which (query, key) pairs of a tile take part: keys inside the sequence, causal, key padding."""
+    ok = (cols[None, :] < seqlen_k) & (rows[:, None] >= 0)
+    if CAUSAL:
+        ok = ok & (cols[None, :] <= rows[:, None])
+    if HAS_KPM:
+        ok = ok & (tl.load(kpm_row + cols, mask=cols < seqlen_k, other=0) != 0)[None, :]
+    return ok
+
+
+@triton.jit
+def _forward_kernel(Q, K, V, O, LSE, KPM, CU, SEED,
+                    sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos, slb, slh,
+                    H, GROUP, Sq, Sk, scale_log2, DROP_THRESHOLD, drop_scale,
+                    D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                    CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr, VARLEN: tl.constexpr, DROPOUT: tl.constexpr,
+                    PRECISION: tl.constexpr):  # fmt: skip
+    start_m = tl.program_id(0) * BLOCK_M
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    b64 = b.to(tl.int64)
+    if VARLEN:
+        start = tl.load(CU + b).to(tl.int64)
+        seqlen_q = tl.load(CU + b + 1) - start
+        seqlen_k = seqlen_q
+    else:
+        start = b64 * 0
+        seqlen_q = Sq
+        seqlen_k = Sk
+    if start_m >= seqlen_q:
+        return
+    hk = h // GROUP
+    rows = start_m + tl.arange(0, BLOCK_M)
+    dims = tl.arange(0, BLOCK_D)
+    mask_d = dims < D
+    mask_m = rows < seqlen_q
+    q_rows = (start + rows).to(tl.int64)
+    q = tl.load(Q + b64 * sqb + h * sqh + q_rows[:, None] * sqs + dims[None, :],
+                mask=mask_m[:, None] & mask_d[None, :], other=0.0)  # fmt: skip
+    k_base = K + b64 * skb + hk * skh + start * sks
+    v_base = V + b64 * svb + hk * svh + start * svs
+    kpm_row = KPM + b64 * Sk
+    seed = 0
+    if DROPOUT:
+        seed = tl.load(SEED)
+
+    m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
+    end_n = seqlen_k
+    if CAUSAL:
+        end_n = tl.minimum(seqlen_k, start_m + BLOCK_M)
+    for start_n in range(0, end_n, BLOCK_N):
+        cols = start_n + tl.arange(0, BLOCK_N)
+        mask_n = cols < seqlen_k
+        kt = tl.load(k_base + cols[None, :].to(tl.int64) * sks + dims[:, None],
+                     mask=mask_d[:, None] & mask_n[None, :], other=0.0)  # fmt: skip
+        s = tl.dot(q, kt, input_precision=PRECISION) * scale_log2
+        s = tl.where(_allowed(rows, cols, seqlen_k, kpm_row, CAUSAL, HAS_KPM), s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        p = tl.exp2(s - m_safe[:, None])
+        alpha = tl.exp2(m_i - m_safe)
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        if DROPOUT:
+            p = tl.where(_keep(seed, rows, cols, bh, DROP_THRESHOLD), p * drop_scale, 0.0)
+        v = tl.load(v_base + cols[:, None].to(tl.int64) * svs + dims[None, :],
+                    mask=mask_n[:, None] & mask_d[None, :], other=0.0)  # fmt: skip
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+        m_i = m_new
+    empty = l_i == 0.0
+    l_safe = tl.where(empty, 1.0, l_i)
+    out = acc / l_safe[:, None]
+    tl.store(O + b64 * sob + h * soh + q_rows[:, None] * sos + dims[None, :], out.to(O.dtype.element_ty),
+             mask=mask_m[:, None] & mask_d[None, :])  # fmt: skip
+    lse = tl.where(empty, float("inf"), m_i + tl.log2(l_safe))
+    tl.store(LSE + b64 * slb + h * slh + start + rows, lse, mask=mask_m)
+
+
+@triton.jit
+def _grad_kv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, KPM, CU, SEED,
+                    sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sgb, sgh, sgs,
+                    sdkb, sdkh, sdks, sdvb, sdvh, sdvs, slb, slh,
+                    H, GROUP, Sq, Sk, scale, scale_log2, DROP_THRESHOLD, drop_scale,
+                    D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                    CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr, VARLEN: tl.constexpr, DROPOUT: tl.constexpr,
+                    PRECISION: tl.constexpr):  # fmt: skip
+    """dK, dV of one key block of key/value head hk, summed over the GROUP query heads that read it.
+    LSE and DELTA share one layout."""
+    start_n = tl.program_id(0) * BLOCK_N
+    bhk = tl.program_id(1)
+    Hk = H // GROUP
+    b = bhk // Hk
+    hk = bhk % Hk
+    b64 = b.to(tl.int64)
+    if VARLEN:
+        start = tl.load(CU + b).to(tl.int64)
+        seqlen_q = tl.load(CU + b + 1) - start
+        seqlen_k = seqlen_q
+    else:
+        start = b64 * 0
+        seqlen_q = Sq
+        seqlen_k = Sk
+    if start_n >= seqlen_k:
+        return
+    cols = start_n + tl.arange(0, BLOCK_N)
+    dims = tl.arange(0, BLOCK_D)
+    mask_d = dims < D
+    tile_n = (cols < seqlen_k)[:, None] & mask_d[None, :]
+    k_rows = (start + cols).to(tl.int64)
+    k = tl.load(K + b64 * skb + hk * skh + k_rows[:, None] * sks + dims[None, :], mask=tile_n, other=0.0)
+    v = tl.load(V + b64 * svb + hk * svh + k_rows[:, None] * svs + dims[None, :], mask=tile_n, other=0.0)
+    kpm_row = KPM + b64 * Sk
+    seed = 0
+    if DROPOUT:
+        seed = tl.load(SEED)
+
+    dk = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    dv = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    start_m0 = 0
+    if CAUSAL:
+        start_m0 = (start_n // BLOCK_M) * BLOCK_M
+    for g in range(0, GROUP):
+        h = hk * GROUP + g
+        q_base = Q + b64 * sqb + h * sqh
+        do_base = DO + b64 * sgb + h * sgh
+        l_base = b64 * slb + h * slh + start
+        for start_m in range(start_m0, seqlen_q, BLOCK_M):
+            rows = start_m + tl.arange(0, BLOCK_M)
+            mask_m = rows < seqlen_q
+            q_rows = (start + rows).to(tl.int64)
+            tile_m = mask_m[:, None] & mask_d[None, :]
+            q = tl.load(q_base + q_rows[:, None] * sqs + dims[None, :], mask=tile_m, other=0.0)
+            do = tl.load(do_base + q_rows[:, None] * sgs + dims[None, :], mask=tile_m, other=0.0)
+            lse = tl.load(LSE + l_base + rows, mask=mask_m, other=float("inf"))
+            delta = tl.load(DELTA + l_base + rows, mask=mask_m, other=0.0)
+            s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2
+            allowed = _allowed(rows, cols, seqlen_k, kpm_row, CAUSAL, HAS_KPM)
+            p = tl.where(allowed, tl.exp2(s - lse[:, None]), 0.0)
+            dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
+            if DROPOUT:
+                keep = _keep(seed, rows, cols, b * H + h, DROP_THRESHOLD)
+                p_drop = tl.where(keep, p * drop_scale, 0.0)
+                dp = tl.where(keep, dp * drop_scale, 0.0)
+            else:
+                p_drop = p
+            dv += tl.dot(tl.trans(p_drop.to(do.dtype)), do, input_precision=PRECISION)
+            ds = p * (dp - delta[:, None])
+            dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PRECISION)
+    dk_off = b64 * sdkb + hk * sdkh + k_rows[:, None] * sdks + dims[None, :]
+    dv_off = b64 * sdvb + hk * sdvh + k_rows[:, None] * sdvs + dims[None, :]
+    tl.store(DK + dk_off, (dk * scale).to(DK.dtype.element_ty), mask=tile_n)
+    tl.store(DV + dv_off, dv.to(DV.dtype.element_ty), mask=tile_n)
+
+
+@triton.jit
+def _grad_q_kernel(Q, K, V, DO, LSE, DELTA, DQ, KPM, CU, SEED,
+                   sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sgb, sgh, sgs, sdqb, sdqh, sdqs, slb, slh,
+                   H, GROUP, Sq, Sk, scale, scale_log2, DROP_THRESHOLD, drop_scale,
+                   D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                   CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr, VARLEN: tl.constexpr, DROPOUT: tl.constexpr,
+                   PRECISION: tl.constexpr):  # fmt: skip
+    """dQ of one query block."""
+    start_m = tl.program_id(0) * BLOCK_M
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    b64 = b.to(tl.int64)
+    if VARLEN:
+        start = tl.load(CU + b).to(tl.int64)
+        seqlen_q = tl.load(CU + b + 1) - start
+        seqlen_k = seqlen_q
+    else:
+        start = b64 * 0
+        seqlen_q = Sq
+        seqlen_k = Sk
+    if start_m >= seqlen_q:
+        return
+    hk = h // GROUP
+    rows = start_m + tl.arange(0, BLOCK_M)
+    dims = tl.arange(0, BLOCK_D)
+    mask_d = dims < D
+    mask_m = rows < seqlen_q
+    q_rows = (start + rows).to(tl.int64)
+    tile_m = mask_m[:, None] & mask_d[None, :]
+    q = tl.load(Q + b64 * sqb + h * sqh + q_rows[:, None] * sqs + dims[None, :], mask=tile_m, other=0.0)
+    do = tl.load(DO + b64 * sgb + h * sgh + q_rows[:, None] * sgs + dims[None, :], mask=tile_m, other=0.0)
+    l_off = b64 * slb + h * slh + start + rows
+    lse = tl.load(LSE + l_off, mask=mask_m, other=float("inf"))
+    delta = tl.load(DELTA + l_off, mask=mask_m, other=0.0)
+    k_base = K + b64 * skb + hk * skh + start * sks
+    v_base = V + b64 * svb + hk * svh + start * svs
+    kpm_row = KPM + b64 * Sk
+    seed = 0
+    if DROPOUT:
+        seed = tl.load(SEED)
+
+    dq = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
+    end_n = seqlen_k
+    if CAUSAL:
+        end_n = tl.minimum(seqlen_k, start_m + BLOCK_M)
+    for start_n in range(0, end_n, BLOCK_N):
+        cols = start_n + tl.arange(0, BLOCK_N)
+        tile_n = (cols < seqlen_k)[:, None] & mask_d[None, :]
+        k = tl.load(k_base + cols[:, None].to(tl.int64) * sks + dims[None, :], mask=tile_n, other=0.0)
+        v = tl.load(v_base + cols[:, None].to(tl.int64) * svs + dims[None, :], mask=tile_n, other=0.0)
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2
+        allowed = _allowed(rows, cols, seqlen_k, kpm_row, CAUSAL, HAS_KPM)
+        p = tl.where(allowed, tl.exp2(s - lse[:, None]), 0.0)
+        dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
+        if DROPOUT:
+            dp = tl.where(_keep(seed, rows, cols, bh, DROP_THRESHOLD), dp * drop_scale, 0.0)
+        ds = p * (dp - delta[:, None])
+        dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
+    dq_off = b64 * sdqb + h * sdqh + q_rows[:, None] * sdqs + dims[None, :]
+    tl.store(DQ + dq_off, (dq * scale).to(DQ.dtype.element_ty), mask=tile_m)
+
+
+def _config(q: torch.Tensor, head_dim: int, max_seqlen: int) -> dict:
+    """Block sizes: tiny in the interpreter; on the GPU, smaller query blocks for short sequences."""
+    if not q.is_cuda:
+        return dict(INTERPRETER_CONFIG)
+    block_m = 64 if max_seqlen <= 64 or head_dim > 64 else 128
+    return {"BLOCK_M": block_m, "BLOCK_N": 64, "num_warps": 4 if head_dim <= 64 else 8, "num_stages": 3}
+
+
+def _last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
+    """Kernels take any row strides but need unit stride in the head dim (expanded grads have 0)."""
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+class _Problem:
+    """Shapes, strides and constexprs shared by the three kernels of one attention call."""
+
+    def __init__(self, q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed):
+        self.varlen = cu_seqlens is not None
+        if self.varlen:
+            self.batch, self.sq, self.sk = cu_seqlens.numel() - 1, max_seqlen, max_seqlen
+            self.heads, self.kv_heads, self.dim = q.shape[1], k.shape[1], q.shape[2]
+        else:
+            self.batch, self.heads, self.sq, self.dim = q.shape
+            self.kv_heads, self.sk = k.shape[1], k.shape[2]
+        self.scale = scale
+        block_d = max(16, triton.next_power_of_2(self.dim))
+        self.meta = dict(D=self.dim, BLOCK_D=block_d, CAUSAL=causal, HAS_KPM=key_padding_mask is not None,
+                         VARLEN=self.varlen, DROPOUT=dropout_p > 0.0,
+                         PRECISION="ieee" if q.dtype == torch.float32 else "tf32")  # fmt: skip
+        self.meta.update(_config(q, self.dim, max(self.sq, self.sk)))
+        self.threshold = min(round(dropout_p * 2**DROPOUT_BITS), 2**DROPOUT_BITS)
+        self.drop_scale = 1.0 / (1.0 - dropout_p)
+        dummy = q.new_empty(1, dtype=torch.uint8)
+        self.kpm = key_padding_mask.view(torch.uint8) if key_padding_mask is not None else dummy
+        self.cu = cu_seqlens if self.varlen else dummy
+        self.seed = seed if seed is not None else dummy
+
+    def strides(self, t: torch.Tensor) -> tuple[int, int, int]:
+        """(batch, head, row) strides; packed tensors have no batch stride (rows carry the offset)."""
+        return (0, t.stride(1), t.stride(0)) if self.varlen else (t.stride(0), t.stride(1), t.stride(2))
+
+    def lse_empty(self, q: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """lse buffer ([H, total] packed, [B, H, Sq] dense) and its (batch, head) strides."""
+        if self.varlen:
+            return torch.empty(self.heads, q.shape[0], device=q.device, dtype=torch.float32), (0, q.shape[0])
+        lse = torch.empty(self.batch, self.heads, self.sq, device=q.device, dtype=torch.float32)
+        return lse, (self.heads * self.sq, self.sq)
+
+    def grid(self, rows: int, block: int, heads: int) -> tuple[int, int]:
+        return triton.cdiv(rows, block), self.batch * heads
+
+    @property
+    def shared(self) -> tuple:
+        return (self.heads, self.heads // self.kv_heads, self.sq, self.sk)
+
+
+def new_like(t: torch.Tensor) -> torch.Tensor:
+    """The layout of every output and gradient: packed [total, H, D] contiguous, and dense
+    [B, H, S, D] as a transposed [B, S, H, D] buffer, so merging heads afterwards is free."""
+    if t.dim() == 3:
+        return torch.empty(t.shape, dtype=t.dtype, device=t.device)
+    b, h, s, d = t.shape
+    return torch.empty(b, s, h, d, dtype=t.dtype, device=t.device).transpose(1, 2)
+
+
+def attention_forward(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed):
+    """(out, lse float32 in log2 units); see the module docstring for layouts and masks."""
+    q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
+    pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed)
+    out = new_like(q)
+    lse, lse_strides = pb.lse_empty(q)
+    grid = pb.grid(pb.sq, pb.meta["BLOCK_M"], pb.heads)
+    _forward_kernel[grid](q, k, v, out, lse, pb.kpm, pb.cu, pb.seed,
+                          *pb.strides(q), *pb.strides(k), *pb.strides(v), *pb.strides(out), *lse_strides,
+                          *pb.shared, scale * LOG2E, pb.threshold, pb.drop_scale, **pb.meta)  # fmt: skip
+    return out, lse
+
+
+def attention_backward(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_padding_mask, causal, scale,
+                       dropout_p, seed):  # fmt: skip
+    """(dq, dk, dv) of the forward above, recomputing probabilities from ``lse``."""
+    q, k, v, grad_out = (_last_dim_contiguous(t) for t in (q, k, v, grad_out.to(q.dtype)))
+    pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed)
+    delta = (grad_out.float() * out.float()).sum(-1)  # rowsum(dO * O) = rowsum(P * dP)
+    delta = (delta.T if pb.varlen else delta).contiguous()
+    lse_strides = (0, lse.shape[1]) if pb.varlen else (pb.heads * pb.sq, pb.sq)
+    dq, dk, dv = new_like(q), new_like(k), new_like(v)
+    inputs = (*pb.strides(q), *pb.strides(k), *pb.strides(v), *pb.strides(grad_out))
+    tail = (*pb.shared, scale, scale * LOG2E, pb.threshold, pb.drop_scale)
+    _grad_kv_kernel[pb.grid(pb.sk, pb.meta["BLOCK_N"], pb.kv_heads)](
+        q, k, v, grad_out, lse, delta, dk, dv, pb.kpm, pb.cu, pb.seed, *inputs, *pb.strides(dk), *pb.strides(dv),
+        *lse_strides, *tail, **pb.meta)  # fmt: skip
+    _grad_q_kernel[pb.grid(pb.sq, pb.meta["BLOCK_M"], pb.heads)](
+        q, k, v, grad_out, lse, delta, dq, pb.kpm, pb.cu, pb.seed, *inputs, *pb.strides(dq), *lse_strides, *tail,
+        **pb.meta)  # fmt: skip
+    return dq, dk, dv
