@@ -42,7 +42,9 @@ class ShardedBatches:
             perm = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.seed + self.epoch))
             starts = range(self.offset, len(perm) - step + 1, step)
             indices = [perm[s + self.rank * self.batch_size:][: self.batch_size].tolist() for s in starts]
-            for batch in DataLoader(self.dataset, batch_sampler=indices, **self.loader_kwargs):
+            # its own generator: the loader's worker seed must not draw from the global RNG (dropout's)
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            for batch in DataLoader(self.dataset, batch_sampler=indices, generator=generator, **self.loader_kwargs):
                 self.offset += step
                 yield batch
             self.epoch, self.offset = self.epoch + 1, 0

@@ -65,7 +65,7 @@ class Trainer:
         try:
             with _StopSignals() as stop:
                 while self.step < c.steps:
-                    stopping = self._step(batches, window, stop.requested)
+                    stopping = self._step(batches, window, stop)
                     log.step(self.step, window.last_loss)
                     if self.step % c.log_every == 0 or self.step == c.steps or stopping:
                         row = window.row(self.step, self._lr(self.step - 1), self.skips, self.flops_per_item, self.peak_flops, self.world_size)
@@ -81,8 +81,8 @@ class Trainer:
             log.close()
         return self.history
 
-    def _step(self, batches, window: _Window, stop_requested: bool) -> bool:
-        """One optimizer step over grad_accum micro-batches; returns whether any rank asked to stop."""
+    def _step(self, batches, window: _Window, stop: _StopSignals) -> bool:
+        """One optimizer step over grad_accum micro-batches; returns whether any rank got a stop signal."""
         c = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(self.step)
@@ -99,7 +99,7 @@ class Trainer:
             for k, v in micro_extras.items():
                 extras[k] = extras.get(k, 0) + torch.as_tensor(v, device=self.device).detach().double() / c.grad_accum
         # One all-reduce a step, so every rank agrees on the loss, the item count and stopping.
-        agreed = torch.stack([loss, items, torch.tensor(float(stop_requested), device=self.device), *extras.values()])
+        agreed = torch.stack([loss, items, torch.tensor(float(stop.requested), device=self.device), *extras.values()])
         if dist.is_initialized():
             dist.all_reduce(agreed)
         loss_sum, items, stops, *extra_sums = agreed.tolist()
