@@ -7,8 +7,8 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Callable
 
 import numpy as np
 import torch
@@ -31,6 +31,10 @@ class Trainer:
     optionally ``"items"`` (e.g. tokens, for items/s; default the batch's leading size) and other
     scalars to log. ``flops_per_item`` (training FLOPs per item, forward + backward; default the
     model's ``flops_per_item()``) gives MFU. Build the model identically on every rank.
+
+    Rank 0 alone reads and writes checkpoints (no shared filesystem needed to resume). Under
+    torchrun a SIGTERM reaches every worker; the step and checkpoint must fit in the launcher's
+    grace period, else the kill leaves the previous checkpoint intact.
     """
 
     def __init__(self, model: nn.Module, data, config: TrainConfig, *, collate_fn: Callable | None = None,
@@ -69,6 +73,7 @@ class Trainer:
                     log.step(self.step, window.last_loss)
                     if self.step % c.log_every == 0 or self.step == c.steps or stopping:
                         row = window.row(self.step, self._lr(self.step - 1), self.skips, self.flops_per_item, self.peak_flops, self.world_size)
+                        window = _Window()
                         self.history.append(row)
                         log.log(row)
                     if self.step % c.ckpt_every == 0 or self.step == c.steps or stopping:
@@ -92,7 +97,7 @@ class Trainer:
             batch = _to_device(next(batches), self.device)
             with distributed.grad_sync(self.model, enabled=micro == c.grad_accum - 1):
                 with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                    out = self.forward(**batch) if isinstance(batch, dict) else self.forward(*batch) if isinstance(batch, (list, tuple)) else self.forward(batch)
+                    out = _call(self.forward, batch)
                 micro_loss, micro_items, micro_extras = _unpack(out, batch)
                 self.scaler.scale(micro_loss / c.grad_accum).backward()
             loss, items = loss + micro_loss.detach().double() / c.grad_accum, items + micro_items
@@ -183,13 +188,12 @@ class _Window:
             self.extras[k] = self.extras.get(k, 0.0) + v
 
     def row(self, step: int, lr: float, skips: int, flops_per_item, peak, world_size: int) -> dict:
-        """The metric row (means over the window), then a fresh window."""
+        """The metric row: means over the window."""
         items_per_s = self.items / (time.perf_counter() - self.start)
         norm = self.grad_norm.full_tensor() if hasattr(self.grad_norm, "full_tensor") else self.grad_norm
         row = {"step": step, "loss": self.loss / self.steps, "lr": lr, "grad_norm": None if norm is None else float(norm),
                "items_per_s": items_per_s, "mfu": mfu(flops_per_item, items_per_s, peak, world_size), "skips": skips,
                **{k: v / self.steps for k, v in self.extras.items()}}  # fmt: skip
-        self.__init__()
         return row
 
 
@@ -211,6 +215,13 @@ class _StopSignals:
     def __exit__(self, *exc) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler or signal.SIG_DFL)
+
+
+def _call(model, batch):
+    """``model(**batch)`` for a dict, ``model(*batch)`` for a tuple or list, else ``model(batch)``."""
+    if isinstance(batch, dict):
+        return model(**batch)
+    return model(*batch) if isinstance(batch, (list, tuple)) else model(batch)
 
 
 def _unpack(out, batch) -> tuple[torch.Tensor, torch.Tensor | int, dict]:
