@@ -58,7 +58,11 @@ def assert_flash_bound(got, ref32, same_dtype):
         assert err <= 2 * base + atol, f"{name}: error {err:.3g} > 2 * {base:.3g} + {atol:.3g}"
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+# bf16 tl.dot is wrong in the Triton interpreter, so bf16 runs only where a GPU is.
+DTYPES = [torch.float32, torch.float16] + ([torch.bfloat16] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_kernel_matches_reference(shape, mode, dtype, kernel_path):
