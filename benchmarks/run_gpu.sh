@@ -2,7 +2,8 @@
 # Everything the GPU box checks in one device call: build with its torch/triton, import, the
 # test suite, and the benchmarks. Usage (from the repo root, on the GPU machine):
 #   OUT=/some/dir FASTPRETRAIN_DATA=.gpu-data bash benchmarks/run_gpu.sh [SECTION ...]
-# SECTIONs: tests corpus word2vec attention (default: all; the build always runs), e.g.
+# SECTIONs: tests corpus word2vec attention tune-attention (default: all but tune-attention,
+# a long sweep best run case by case; the build always runs), e.g.
 # `bash benchmarks/run_gpu.sh tests attention` to fit one device call. .gpu-data holds copies of
 # ../shared/data/corpus20m.txt.xz and ../shared/data/eval/ (carry it; word2vec and corpus need it).
 set -uo pipefail
@@ -54,6 +55,11 @@ fi
 if want attention; then
 echo "== attention benchmark"
 python3 benchmarks/bench_attention.py --out "$out" 2>&1 | tail -40
+fi
+
+if want tune-attention; then
+echo "== attention block-size sweep"
+python3 benchmarks/tune_attention.py --cases "${TUNE_CASES:-}" --out "$out" 2>&1 | tail -20
 fi
 
 if [ -n "${OUT:-}" ]; then

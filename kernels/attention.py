@@ -253,7 +253,8 @@ def _grad_q_kernel(Q, K, V, DO, LSE, DELTA, DQ, KPM, CU, SEED,
 
 
 def _config(q: torch.Tensor, head_dim: int, max_seqlen: int) -> dict:
-    """Block sizes: tiny in the interpreter; on the GPU, smaller query blocks for short sequences."""
+    """Block sizes: tiny in the interpreter; on the GPU, smaller query blocks for short sequences
+    (first guesses, to be replaced by what benchmarks/tune_attention.py measures)."""
     if not q.is_cuda:
         return dict(INTERPRETER_CONFIG)
     block_m = 64 if max_seqlen <= 64 or head_dim > 64 else 128
@@ -268,7 +269,7 @@ def _last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
 class _Problem:
     """Shapes, strides and constexprs shared by the three kernels of one attention call."""
 
-    def __init__(self, q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed):
+    def __init__(self, q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, config):
         self.varlen = cu_seqlens is not None
         if self.varlen:
             self.batch, self.sq, self.sk = cu_seqlens.numel() - 1, max_seqlen, max_seqlen
@@ -281,7 +282,7 @@ class _Problem:
         self.meta = dict(D=self.dim, BLOCK_D=block_d, CAUSAL=causal, HAS_KPM=key_padding_mask is not None,
                          VARLEN=self.varlen, DROPOUT=dropout_p > 0.0,
                          PRECISION="ieee" if q.dtype == torch.float32 else "tf32")  # fmt: skip
-        self.meta.update(_config(q, self.dim, max(self.sq, self.sk)))
+        self.meta.update(config or _config(q, self.dim, max(self.sq, self.sk)))
         self.threshold = min(round(dropout_p * 2**DROPOUT_BITS), 2**DROPOUT_BITS)
         self.drop_scale = 1.0 / (1.0 - dropout_p)
         dummy = q.new_empty(1, dtype=torch.uint8)
@@ -317,10 +318,12 @@ def new_like(t: torch.Tensor) -> torch.Tensor:
     return torch.empty(b, s, h, d, dtype=t.dtype, device=t.device).transpose(1, 2)
 
 
-def attention_forward(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed):
-    """(out, lse float32 in log2 units); see the module docstring for layouts and masks."""
+def attention_forward(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed,
+                      config=None):  # fmt: skip
+    """(out, lse float32 in log2 units); see the module docstring for layouts and masks. ``config``
+    (BLOCK_M, BLOCK_N, num_warps, num_stages) overrides the default blocks, for tuning."""
     q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
-    pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed)
+    pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, config)
     out = new_like(q)
     lse, lse_strides = pb.lse_empty(q)
     grid = pb.grid(pb.sq, pb.meta["BLOCK_M"], pb.heads)
@@ -331,10 +334,10 @@ def attention_forward(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal,
 
 
 def attention_backward(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_padding_mask, causal, scale,
-                       dropout_p, seed):  # fmt: skip
+                       dropout_p, seed, config=None):  # fmt: skip
     """(dq, dk, dv) of the forward above, recomputing probabilities from ``lse``."""
     q, k, v, grad_out = (_last_dim_contiguous(t) for t in (q, k, v, grad_out.to(q.dtype)))
-    pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed)
+    pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, config)
     delta = (grad_out.float() * out.float()).sum(-1)  # rowsum(dO * O) = rowsum(P * dP)
     delta = (delta.T if pb.varlen else delta).contiguous()
     lse_strides = (0, lse.shape[1]) if pb.varlen else (pb.heads * pb.sq, pb.sq)
