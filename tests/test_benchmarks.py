@@ -19,3 +19,12 @@ def test_bench_attention_smoke(tmp_path):
     assert all(r["max_abs_diff_vs_sdpa"] < 1e-5 for r in ours)
     assert any(r["candidate"] == "ours varlen" and r["fwd_tflops"] > 0 for r in result["rows"])
     assert (tmp_path / "attention_cpu_smoke.md").read_text().startswith("# Fused attention")
+
+
+def test_bench_cross_entropy_smoke(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks/bench_cross_entropy.py"), "--smoke", "--device", "cpu",
+           "--repeats", "1", "--out", str(tmp_path)]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    rows = json.loads((tmp_path / "cross_entropy_cpu_smoke.json").read_text())["rows"]
+    assert [r["candidate"] for r in rows] == ["ours", "eager", "eager + torch.compile"]
+    assert all(r["loss_diff"] < 1e-4 and r["fwd_bwd_ms"] > 0 for r in rows)

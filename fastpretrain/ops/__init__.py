@@ -7,6 +7,7 @@ from fastpretrain.ops.attention import (
     attention_varlen,
     attention_varlen_reference,
 )
+from fastpretrain.ops.cross_entropy import linear_cross_entropy, linear_cross_entropy_reference
 from fastpretrain.ops.dispatch import kernels_on_cpu
 from fastpretrain.ops.sampled_logits import sampled_softmax_loss, sampled_softmax_loss_reference
 from fastpretrain.ops.sampled_softmax import (
@@ -25,6 +26,8 @@ __all__ = [
     "attention_varlen_reference",
     "hs_update_reference",
     "kernels_on_cpu",
+    "linear_cross_entropy",
+    "linear_cross_entropy_reference",
     "ns_update_reference",
     "sampled_softmax_loss",
     "sampled_softmax_loss_reference",

@@ -288,7 +288,7 @@ def attention_varlen(q, k, v, cu_seqlens, max_seqlen, *, causal=False, dropout_p
         q: [total, H, D]; k, v: [total, Hk, D]; sequence b is rows cu_seqlens[b]:cu_seqlens[b+1]
             and attends only to itself.
         cu_seqlens: int32 [B + 1], starting at 0, non-decreasing, ending at total (checked on CPU
-            tensors only, to keep the GPU path free of host syncs).
+            tensors in eager mode only, to keep the GPU path free of host syncs).
         max_seqlen: the longest sequence (an upper bound is fine; it sizes the launch grid).
         causal, dropout_p, scale, dropout_seed: as in :func:`attention`.
     Returns [total, H, D] in q's dtype. See :func:`fastpretrain.nn.unpad` to build the inputs.
@@ -304,7 +304,7 @@ def attention_varlen(q, k, v, cu_seqlens, max_seqlen, *, causal=False, dropout_p
         raise ValueError(f"cu_seqlens: expected a tensor on {q.device} like q, got {cu_seqlens.device}")
     if isinstance(max_seqlen, bool) or not isinstance(max_seqlen, int) or max_seqlen < 1:
         raise ValueError(f"max_seqlen: expected an int >= 1, got {max_seqlen!r}")
-    if not cu_seqlens.is_cuda:
+    if not cu_seqlens.is_cuda and not torch.compiler.is_compiling():
         lengths = cu_seqlens.diff()
         if cu_seqlens[0] != 0 or cu_seqlens[-1] != q.shape[0] or (lengths < 0).any():
             raise ValueError(f"cu_seqlens: expected 0 = cu[0] <= cu[1] <= ... <= cu[-1] = {q.shape[0]}, "
