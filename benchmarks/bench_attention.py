@@ -84,6 +84,7 @@ def candidates(case: Case, q, k, v, mask):
     sdpa_mask = mask[:, None, None, :] if mask is not None else None
     out = {"ours": lambda: attention(q, k, v, causal=case.causal, key_padding_mask=mask)}
     for name, backend in BACKENDS.items():
+
         def run(backend=backend):
             with sdpa_kernel([backend]):
                 return F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask, is_causal=case.causal)

@@ -74,7 +74,8 @@ def main() -> None:
     rows = [r for name, shape in cases.items() for r in bench(name, *shape, device, dtype, args.repeats)]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     result = {"device": name, "torch": torch.__version__, "dtype": str(dtype), "command": " ".join(sys.argv),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "rows": rows}  # fmt: skip
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "rows": rows}  # fmt: skip
     lines = [f"# Fused linear + cross-entropy on {name} (torch {torch.__version__}, {result['date']}, {dtype})", "",
              "| case | candidate | fwd ms | fwd+bwd ms | fwd+bwd peak MiB | |loss - eager| |",
              "|---|---|---|---|---|---|"]  # fmt: skip

@@ -22,7 +22,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_attention import CASES, SMOKE, timed_ms  # noqa: E402
-
 from fastpretrain.kernels.attention import attention_backward, attention_forward  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +87,8 @@ def main() -> None:
     rows = [tune_case(c, device, dtype, args.smoke, args.repeats) for c in cases]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     result = {"device": name, "torch": torch.__version__, "dtype": str(dtype), "command": " ".join(sys.argv),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "rows": rows}  # fmt: skip
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "rows": rows}  # fmt: skip
     lines = [f"# Attention block sizes on {name} ({result['date']}, {dtype})", "",
              "| case | pass | default ms | best ms | best config |", "|---|---|---|---|---|"]  # fmt: skip
     for r in rows:

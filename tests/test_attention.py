@@ -91,7 +91,7 @@ def test_varlen_kernel_matches_reference_and_padded_dense(mode, kernel_path):
     (q, k, v, grad), _ = make_inputs(b, h, hk, s, s, d, seed=7, device=device)
     mask = torch.arange(s, device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
     packed = [unpad(t.transpose(1, 2), mask) for t in (q, k, v, grad)]
-    cu, idx = packed[0].cu_seqlens, packed[0].indices
+    cu = packed[0].cu_seqlens
     pq, pk, pv, pgrad = (p.x for p in packed)
     kwargs = dict(opts, dropout_seed=99)
     ref = fwd_bwd(attention_varlen_reference, pq, pk, pv, pgrad, torch.float32, cu_seqlens=cu, max_seqlen=s, **kwargs)
@@ -257,8 +257,11 @@ def good():
     [
         ({"q": torch.randn(2, 4, 5, 16).double()}, TypeError, "q: expected float32"),
         ({"k": torch.randn(2, 4, 5, 16).half()}, TypeError, "k: expected torch.float32 like q"),
-        ({"q": torch.randn(2, 4, 5, 80), "k": torch.randn(2, 4, 5, 80), "v": torch.randn(2, 4, 5, 80)},
-         ValueError, "head dim 80 is not supported"),  # fmt: skip
+        (
+            {"q": torch.randn(2, 4, 5, 80), "k": torch.randn(2, 4, 5, 80), "v": torch.randn(2, 4, 5, 80)},
+            ValueError,
+            "head dim 80 is not supported",
+        ),  # fmt: skip
         ({"q": torch.randn(4, 5, 16)}, ValueError, "q: expected a 4-d"),
         ({"v": torch.randn(2, 4, 6, 16)}, ValueError, "k, v: expected equal shapes"),
         ({"k": torch.randn(2, 3, 5, 16), "v": torch.randn(2, 3, 5, 16)}, ValueError, "must divide q's 4 heads"),

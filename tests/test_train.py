@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from fastpretrain.train import Trainer, TrainConfig, add_train_args, checkpoint, latest, lr_at, mfu, peak_flops
+from fastpretrain.train import TrainConfig, Trainer, add_train_args, checkpoint, latest, lr_at, mfu, peak_flops
 
 
 class Regression(nn.Module):
@@ -140,7 +140,10 @@ def test_keeps_the_last_k_checkpoints(tmp_path):
 
 def test_grad_accumulation_equals_a_larger_batch(tmp_path):
     """grad_accum=2 x batch 4 sees the items of batch 8 and must give the same update."""
-    accum, whole = trainer(tmp_path / "a", dropout=0.0, batch_size=4, grad_accum=2), trainer(tmp_path / "b", dropout=0.0)
+    accum, whole = (
+        trainer(tmp_path / "a", dropout=0.0, batch_size=4, grad_accum=2),
+        trainer(tmp_path / "b", dropout=0.0),
+    )
     accum.fit(), whole.fit()
     for k, v in params(whole).items():
         torch.testing.assert_close(params(accum)[k], v, atol=1e-6, rtol=1e-5)
@@ -210,7 +213,9 @@ def test_resume_without_checkpoint_starts_fresh_and_says_so(tmp_path, capsys):
 
 
 def test_metrics_files_hold_extra_metrics(tmp_path):
-    t = trainer(tmp_path, steps=4, log_every=2, hook=lambda call, loss: {"loss": loss, "items": 24, "acc": torch.tensor(0.25)})
+    t = trainer(
+        tmp_path, steps=4, log_every=2, hook=lambda call, loss: {"loss": loss, "items": 24, "acc": torch.tensor(0.25)}
+    )
     rows = t.fit()
     assert [r["step"] for r in rows] == [2, 4] and all(r["acc"] == 0.25 for r in rows)
     assert [json.loads(line)["acc"] for line in open(tmp_path / "metrics.jsonl")] == [0.25, 0.25]
@@ -232,8 +237,12 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch):
 def test_schedules():
     kw = dict(lr=1.0, min_lr=0.1, warmup_steps=4, steps=14)
     assert [lr_at(s, schedule="cosine", **kw) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
-    assert lr_at(9, schedule="cosine", **kw) == pytest.approx(0.55) and lr_at(14, schedule="cosine", **kw) == pytest.approx(0.1)
-    assert lr_at(9, schedule="linear", **kw) == pytest.approx(0.55) and lr_at(6, schedule="linear", **kw) == pytest.approx(0.82)
+    assert lr_at(9, schedule="cosine", **kw) == pytest.approx(0.55) and lr_at(
+        14, schedule="cosine", **kw
+    ) == pytest.approx(0.1)
+    assert lr_at(9, schedule="linear", **kw) == pytest.approx(0.55) and lr_at(
+        6, schedule="linear", **kw
+    ) == pytest.approx(0.82)
     assert lr_at(13, schedule="constant", **kw) == 1.0
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from fastpretrain.train import Trainer, TrainConfig, checkpoint, cleanup, latest
+from fastpretrain.train import TrainConfig, Trainer, checkpoint, cleanup, latest
 
 STEPS, BATCH = 8, 4  # per-rank batch; the single process takes 2 * BATCH
 

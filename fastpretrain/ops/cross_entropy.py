@@ -49,8 +49,14 @@ def _(hidden, weight, bias, targets):
 
 
 @torch.library.custom_op("fastpretrain::linear_cross_entropy_backward", mutates_args=())
-def _backward_op(grad_rows: torch.Tensor, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                 targets: torch.Tensor, lse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+def _backward_op(
+    grad_rows: torch.Tensor,
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    lse: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(d hidden, d weight, d bias) for per-row gradients (zero on ignored rows); d bias is empty without a bias."""
     if use_kernel(hidden):
         from fastpretrain.kernels.cross_entropy import linear_cross_entropy_backward
@@ -89,7 +95,9 @@ _loss_op.register_autograd(_backward, setup_context=_setup_context)
 
 def _check(hidden, weight, targets, bias, reduction):
     if not isinstance(hidden, torch.Tensor) or hidden.dtype not in _FLOAT:
-        raise TypeError(f"hidden: expected a float32, float16 or bfloat16 tensor, got {getattr(hidden, 'dtype', hidden)}")
+        raise TypeError(
+            f"hidden: expected a float32, float16 or bfloat16 tensor, got {getattr(hidden, 'dtype', hidden)}"
+        )
     if hidden.dim() != 2:
         raise ValueError(f"hidden: expected an [N, D] tensor, got shape {tuple(hidden.shape)}")
     n, d = hidden.shape
@@ -124,7 +132,11 @@ def linear_cross_entropy(hidden, weight, targets, bias=None, *, ignore_index=-10
     """
     _check(hidden, weight, targets, bias, reduction)
     valid = targets != ignore_index
-    if not targets.is_cuda and not torch.compiler.is_compiling() and bool(((targets < 0) | (targets >= weight.shape[0]))[valid].any()):
+    if (
+        not targets.is_cuda
+        and not torch.compiler.is_compiling()
+        and bool(((targets < 0) | (targets >= weight.shape[0]))[valid].any())
+    ):
         raise ValueError(f"targets: expected ids in [0, {weight.shape[0]}) or ignore_index={ignore_index}")
     rows = _loss_op(hidden, weight, bias, torch.where(valid, targets, 0).contiguous())[0] * valid
     if reduction == "none":

@@ -8,4 +8,15 @@ from fastpretrain.train.metrics import PEAK_TFLOPS, mfu, peak_flops
 from fastpretrain.train.schedule import lr_at
 from fastpretrain.train.trainer import Trainer
 
-__all__ = ["PEAK_TFLOPS", "Trainer", "TrainConfig", "add_train_args", "cleanup", "is_main", "latest", "lr_at", "mfu", "peak_flops"]
+__all__ = [
+    "PEAK_TFLOPS",
+    "Trainer",
+    "TrainConfig",
+    "add_train_args",
+    "cleanup",
+    "is_main",
+    "latest",
+    "lr_at",
+    "mfu",
+    "peak_flops",
+]

@@ -20,7 +20,11 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions, get_model_state_dict, get_optimizer_state_dict, set_model_state_dict, set_optimizer_state_dict,
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
 )  # fmt: skip
 
 from fastpretrain.atomic import atomic_path
@@ -84,7 +88,9 @@ def scatter(model: torch.nn.Module, optimizer: torch.optim.Optimizer, model_stat
 def _step_dirs(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
-    return sorted((p for p in root.iterdir() if p.is_dir() and _STEP_DIR.fullmatch(p.name)), key=lambda p: int(p.name[5:]))
+    return sorted(
+        (p for p in root.iterdir() if p.is_dir() and _STEP_DIR.fullmatch(p.name)), key=lambda p: int(p.name[5:])
+    )
 
 
 def _unshared(tensors: dict) -> dict:

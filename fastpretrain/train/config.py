@@ -84,7 +84,10 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """One ``--flag`` per TrainConfig field (``--out-dir``, ``--grad-accum``, ``--no-compile``, ...)."""
     group = parser.add_argument_group("training")
     for f in fields(TrainConfig):
-        flag, kw = "--" + f.name.replace("_", "-"), {"default": f.default, "help": f"{f.metadata['help']} (default {f.default})"}
+        flag, kw = (
+            "--" + f.name.replace("_", "-"),
+            {"default": f.default, "help": f"{f.metadata['help']} (default {f.default})"},
+        )
         if isinstance(f.default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(f.default, tuple):

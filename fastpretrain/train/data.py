@@ -16,16 +16,34 @@ from torch.utils.data import DataLoader, Dataset
 
 
 class ShardedBatches:
-    def __init__(self, dataset: Dataset, batch_size: int, *, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 collate_fn: Callable | None = None, num_workers: int = 0, pin_memory: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        collate_fn: Callable | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
         if dataset is None or not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
-            raise ValueError(f"data: expected a map-style Dataset (with __len__ and __getitem__), got {type(dataset).__name__}")
+            raise ValueError(
+                f"data: expected a map-style Dataset (with __len__ and __getitem__), got {type(dataset).__name__}"
+            )
         if len(dataset) == 0:
             raise ValueError("data: the dataset is empty")
         if len(dataset) < batch_size * world_size:
             raise ValueError(f"data: {len(dataset)} items are fewer than one global batch of "
                              f"{batch_size * world_size} (batch_size {batch_size} x {world_size} ranks)")  # fmt: skip
-        self.dataset, self.batch_size, self.rank, self.world_size, self.seed = dataset, batch_size, rank, world_size, seed
+        self.dataset, self.batch_size, self.rank, self.world_size, self.seed = (
+            dataset,
+            batch_size,
+            rank,
+            world_size,
+            seed,
+        )
         self.loader_kwargs = dict(collate_fn=collate_fn, num_workers=num_workers, pin_memory=pin_memory)
         self.epoch, self.offset = 0, 0
 
@@ -41,7 +59,7 @@ class ShardedBatches:
         while True:
             perm = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.seed + self.epoch))
             starts = range(self.offset, len(perm) - step + 1, step)
-            indices = [perm[s + self.rank * self.batch_size:][: self.batch_size].tolist() for s in starts]
+            indices = [perm[s + self.rank * self.batch_size :][: self.batch_size].tolist() for s in starts]
             # its own generator: the loader's worker seed must not draw from the global RNG (dropout's)
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             for batch in DataLoader(self.dataset, batch_sampler=indices, generator=generator, **self.loader_kwargs):

@@ -37,9 +37,13 @@ class MetricsLog:
     """Rank 0's metric rows: ``metrics.jsonl`` and ``metrics.csv`` in ``out_dir`` (appended on
     resume, dropping rows past the resumed step), TensorBoard if asked, and progress."""
 
-    def __init__(self, out_dir: str, *, start: int, steps: int, tensorboard: bool = False, enabled: bool = True) -> None:
+    def __init__(
+        self, out_dir: str, *, start: int, steps: int, tensorboard: bool = False, enabled: bool = True
+    ) -> None:
         self.enabled, self.dir = enabled, Path(out_dir)
-        self.bar = tqdm(total=steps, initial=start, desc="train", unit="step", disable=not (enabled and sys.stderr.isatty()))
+        self.bar = tqdm(
+            total=steps, initial=start, desc="train", unit="step", disable=not (enabled and sys.stderr.isatty())
+        )
         self.tb = None
         if not enabled:
             return

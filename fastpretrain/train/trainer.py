@@ -45,8 +45,9 @@ class Trainer:
             raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
         self.config = c = config
         self.rank, self.world_size, self.device = distributed.setup(c.device)
+        pin = self.device.type == "cuda"
         self.data = ShardedBatches(data, c.batch_size, rank=self.rank, world_size=self.world_size, seed=c.seed,
-                                   collate_fn=collate_fn, num_workers=c.num_workers, pin_memory=self.device.type == "cuda")  # fmt: skip
+                                   collate_fn=collate_fn, num_workers=c.num_workers, pin_memory=pin)  # fmt: skip
         precision = c.precision if c.precision != "auto" else "bf16" if self.device.type == "cuda" else "fp32"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
         self.model = distributed.wrap(model.to(self.device), c.parallel, self.device)
@@ -64,7 +65,9 @@ class Trainer:
         SIGINT/SIGTERM (after the current step). Returns the metric rows logged."""
         c = self.config
         self._restore()
-        log = MetricsLog(c.out_dir, start=self.step, steps=c.steps, tensorboard=c.tensorboard, enabled=distributed.is_main())
+        log = MetricsLog(
+            c.out_dir, start=self.step, steps=c.steps, tensorboard=c.tensorboard, enabled=distributed.is_main()
+        )
         batches, window = iter(self.data), _Window()
         try:
             with _StopSignals() as stop:
@@ -72,7 +75,14 @@ class Trainer:
                     stopping = self._step(batches, window, stop)
                     log.step(self.step, window.last_loss)
                     if self.step % c.log_every == 0 or self.step == c.steps or stopping:
-                        row = window.row(self.step, self._lr(self.step - 1), self.skips, self.flops_per_item, self.peak_flops, self.world_size)
+                        row = window.row(
+                            self.step,
+                            self._lr(self.step - 1),
+                            self.skips,
+                            self.flops_per_item,
+                            self.peak_flops,
+                            self.world_size,
+                        )
                         window = _Window()
                         self.history.append(row)
                         log.log(row)
@@ -118,7 +128,9 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         elif c.nan_policy == "stop" or self.skips >= c.max_skips:
-            skipped = f" ({self.skips} batches skipped already, max_skips={c.max_skips})" if c.nan_policy == "skip" else ""
+            skipped = (
+                f" ({self.skips} batches skipped already, max_skips={c.max_skips})" if c.nan_policy == "skip" else ""
+            )
             raise FloatingPointError(f"loss is {loss} at step {self.step}{skipped}")
         else:
             self.skips += 1
@@ -183,7 +195,13 @@ class _Window:
         self.grad_norm, self.last_loss = None, math.nan
 
     def add(self, loss: float, items: float, grad_norm, extras: dict) -> None:
-        self.steps, self.loss, self.items, self.grad_norm, self.last_loss = self.steps + 1, self.loss + loss, self.items + items, grad_norm, loss
+        self.steps, self.loss, self.items, self.grad_norm, self.last_loss = (
+            self.steps + 1,
+            self.loss + loss,
+            self.items + items,
+            grad_norm,
+            loss,
+        )
         for k, v in extras.items():
             self.extras[k] = self.extras.get(k, 0.0) + v
 
@@ -232,7 +250,13 @@ def _unpack(out, batch) -> tuple[torch.Tensor, torch.Tensor | int, dict]:
         got = f"a tensor of shape {tuple(loss.shape)}" if torch.is_tensor(loss) else type(loss).__name__
         raise TypeError(f"model: forward must return a scalar loss or a dict with a scalar 'loss', got {got}")
     if items is None:
-        first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0] if isinstance(batch, (list, tuple)) else batch
+        first = (
+            next(iter(batch.values()))
+            if isinstance(batch, dict)
+            else batch[0]
+            if isinstance(batch, (list, tuple))
+            else batch
+        )
         items = len(first)
     return loss, items, extras
 
