@@ -15,7 +15,8 @@ own dtypes.
 
 Index contract: each row of ``ids_keep`` holds distinct positions in [0, L), and each row of
 ``ids_restore`` is a permutation of [0, L), as :func:`random_masking` makes them; checked on CPU
-tensors only (no host sync on the GPU path), where a violation would make gradients wrong.
+tensors in eager mode only (no host sync on the GPU path, no data-dependent branch under
+torch.compile). A violation would make the gradients wrong.
 """
 
 from __future__ import annotations
@@ -301,7 +302,7 @@ def gather_visible(x: torch.Tensor, pos_embed: torch.Tensor, ids_keep: torch.Ten
     k = ids_keep.shape[1]
     if not 1 <= k <= length:
         raise ValueError(f"ids_keep: expected 1 <= K <= L = {length} kept positions per row, got K = {k}")
-    if not ids_keep.is_cuda and b > 0:
+    if not ids_keep.is_cuda and b > 0 and not torch.compiler.is_compiling():
         ordered = ids_keep.sort(1).values
         if ordered[:, 0].min() < 0 or ordered[:, -1].max() >= length or (ordered.diff(dim=1) == 0).any():
             raise ValueError(f"ids_keep: expected distinct positions in [0, {length}) in each row")
@@ -342,7 +343,7 @@ def unshuffle_tokens(x: torch.Tensor, mask_token: torch.Tensor, pos_embed: torch
     _check_float("pos_embed", pos_embed, "[1 + L, Dd]")
     _check_device("pos_embed", pos_embed, x.device)
     pos = _as_rows("pos_embed", pos_embed, length + 1, d, "[1 + L, Dd]")
-    if not ids_restore.is_cuda and b > 0 and length > 0:
+    if not ids_restore.is_cuda and b > 0 and not torch.compiler.is_compiling():
         ordered = ids_restore.sort(1).values
         if not torch.equal(ordered, torch.arange(length, dtype=ordered.dtype).expand(b, length)):
             raise ValueError(f"ids_restore: expected a permutation of [0, {length}) in each row")
