@@ -1,4 +1,4 @@
-"""MAE's masked-token gather and decoder unshuffle as Triton kernels: memory-bound row copies with
+"""MAE's per-sample random masking, masked-token gather and decoder unshuffle as Triton kernels: memory-bound row copies with
 the positional-embedding add fused, and backwards that write every gradient in one pass over the
 incoming gradient, reducing over the batch without atomics (fixed-order partial sums).
 
@@ -11,6 +11,10 @@ incoming gradient, reducing over the batch without atomics (fixed-order partial 
   mask_token) + pos[1 + j] with r = ids_restore[b, j], out [B, 1 + L, Dd]. Backward reads dout
   once: dx by scattering kept rows back (ids_restore is a permutation, so each dx row is written
   exactly once, no atomics), dpos[j] = sum_b dout[b, j], dmask_token = sum of masked rows.
+
+- masking: one program per sample sorts its noise row in registers (keys = float bits << 32 |
+  position, so ties break by position, like a stable argsort) and writes ids_keep, ids_restore (a
+  scatter: no second argsort) and the mask directly: no [B, L] round trips between sorts.
 
 Arithmetic: every value is loaded, converted to float32, added once and rounded once to the output
 dtype; batch reductions accumulate in float32 into per-split partial buffers summed by torch.
@@ -27,7 +31,22 @@ MAX_BLOCK_D = 256
 # batch blocks (and more than one batch split of the reductions).
 INTERPRETER = {"BLOCK_R": 4, "BLOCK_L": 4, "BLOCK_B": 2, "MAX_D": 32, "num_warps": 4}
 GPU = {"BLOCK_R": 8, "BLOCK_L": 2, "BLOCK_B": 4, "MAX_D": MAX_BLOCK_D, "num_warps": 4}
+MAX_SORT = 4096  # longest noise row sorted in one program; longer rows take torch.argsort
 PROGRAMS_PER_SM = 4  # batch splits of a reduction are added until about this many programs per SM
+
+
+@triton.jit
+def _masking_kernel(NOISE, IDS_KEEP, IDS_RESTORE, MASK, L, K, BLOCK: tl.constexpr):
+    """Row b of noise in [0, 1) -> its ascending order: the first K kept, the rest masked."""
+    b = tl.program_id(0).to(tl.int64)
+    offs = tl.arange(0, BLOCK)
+    inside = offs < L
+    bits = tl.load(NOISE + b * L + offs, mask=inside, other=2.0).to(tl.int32, bitcast=True)  # 2.0: padding last
+    order = tl.sort((bits.to(tl.int64) << 32) | offs.to(tl.int64)) & 0xFFFFFFFF  # ids_shuffle[b]
+    rank = offs.to(tl.int64)
+    tl.store(IDS_KEEP + b * K + rank, order, mask=rank < K)
+    tl.store(IDS_RESTORE + b * L + order, rank, mask=inside)  # rank < L exactly for the real positions
+    tl.store(MASK + b * L + order, (rank >= K).to(tl.float32), mask=inside)
 
 
 @triton.jit
@@ -181,6 +200,25 @@ def _reduce(partial: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Sum the float32 per-split partials (fixed order, deterministic) and round once."""
     total = partial[0] if partial.shape[0] == 1 else partial.sum(0)
     return total.to(dtype)
+
+
+def masking_from_noise(noise: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """noise float32 [B, L] in [0, 1) -> (ids_keep int64 [B, keep], ids_restore int64 [B, L], mask
+    float32 [B, L]) as MAE's argsort-based code, with ties broken by position."""
+    noise = noise.contiguous()
+    b, length = noise.shape
+    if length > MAX_SORT:
+        ids_shuffle = torch.argsort(noise, dim=1, stable=True)
+        ranks = torch.arange(length, device=noise.device).expand(b, length)
+        ids_restore = torch.empty_like(ids_shuffle).scatter_(1, ids_shuffle, ranks)
+        return ids_shuffle[:, :keep].contiguous(), ids_restore, (ids_restore >= keep).float()
+    ids_keep = torch.empty(b, keep, dtype=torch.int64, device=noise.device)
+    ids_restore = torch.empty(b, length, dtype=torch.int64, device=noise.device)
+    mask = torch.empty(b, length, dtype=torch.float32, device=noise.device)
+    block = triton.next_power_of_2(length)
+    _masking_kernel[(b,)](noise, ids_keep, ids_restore, mask, length, keep, BLOCK=block,
+                          num_warps=4 if block <= 1024 else 8)  # fmt: skip
+    return ids_keep, ids_restore, mask
 
 
 def gather_forward(x: torch.Tensor, pos: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:

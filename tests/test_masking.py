@@ -101,6 +101,42 @@ def test_random_masking_is_uniform():
     assert stats.chisquare(torch.bincount(tilted.flatten(), minlength=length).numpy()).pvalue < 1e-3
 
 
+def stable_masking(noise, keep):
+    """MAE's outputs from a stable argsort (the kernel's tie rule)."""
+    ids_shuffle = torch.argsort(noise, dim=1, stable=True)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    return ids_shuffle[:, :keep], ids_restore, (ids_restore >= keep).float()
+
+
+@pytest.mark.parametrize("batch, length, keep", [(4, 13, 3), (2, 196, 49), (1, 1, 1), (3, 16, 16), (2, 9, 1)])
+def test_masking_kernel_matches_stable_argsort(batch, length, keep, kernel_path, monkeypatch):
+    """The in-register sort (ties included, broken by position) and, for rows over MAX_SORT, the
+    torch fallback, against MAE's code on a stable argsort."""
+    device, context = kernel_path
+    noise = torch.rand(batch, length, generator=torch.Generator().manual_seed(length))
+    noise[0, length // 2:] = noise[0, 0]  # ties
+    noise = noise.to(device)
+    want = stable_masking(noise, keep)
+    with context():
+        got = torch.ops.fastpretrain.masking_from_noise(noise, keep)
+    for name, g, w in zip(("ids_keep", "ids_restore", "mask"), got, want):
+        assert g.dtype == w.dtype and torch.equal(g, w), name
+    import fastpretrain.kernels.masking as kernels
+
+    monkeypatch.setattr(kernels, "MAX_SORT", 8)
+    with context():
+        fallback = torch.ops.fastpretrain.masking_from_noise(noise, keep)
+    assert all(torch.equal(g, w) for g, w in zip(fallback, want))
+
+
+def test_random_masking_same_draw_on_kernels(kernel_path):
+    device, context = kernel_path
+    want = random_masking(5, 20, 0.75, generator=torch.Generator(device).manual_seed(4), device=device)
+    with context():
+        got = random_masking(5, 20, 0.75, generator=torch.Generator(device).manual_seed(4), device=device)
+    assert all(torch.equal(g, w) for g, w in zip(got, want))
+
+
 # --- kernels vs reference --------------------------------------------------------------------------
 
 
@@ -320,6 +356,7 @@ def test_compile_fullgraph(on_kernels, kernel_path):
 
 
 def test_opcheck():
+    torch.library.opcheck(torch.ops.fastpretrain.masking_from_noise.default, (torch.rand(3, 10), 4))
     x, pos, ids, grad = gather_inputs(2, 7, 6, 3, seed=3, device="cpu")
     torch.library.opcheck(torch.ops.fastpretrain.gather_visible_forward.default,
                           (x.requires_grad_(), pos[0].requires_grad_(), ids))  # fmt: skip

@@ -56,8 +56,12 @@ def random_masking(batch: int, length: int, mask_ratio: float, *, generator: tor
 
     Exactly MAE's draw: ``noise = torch.rand(B, L)``; ``ids_shuffle = argsort(noise)``;
     ``ids_keep = ids_shuffle[:, :L_keep]``; only the inverse permutation is a scatter here instead
-    of MAE's second argsort, and the mask is read off it (one sort in all). Deterministic given
-    ``generator`` (or ``torch.manual_seed``); ``device`` defaults to the generator's device.
+    of MAE's second argsort, and the mask is read off it (one sort in all). On the GPU one Triton
+    program per sample sorts its row in registers and writes all three outputs (two launches in
+    all: ``torch.rand`` and that kernel); ties in the noise (torch.rand's floats have 24 random
+    bits, so about one row in a thousand at L=196) are then broken by position, which
+    ``torch.argsort`` does not promise. Deterministic given ``generator`` (or
+    ``torch.manual_seed``); ``device`` defaults to the generator's device.
     """
     for name, value in (("batch", batch), ("length", length)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -74,11 +78,27 @@ def random_masking(batch: int, length: int, mask_ratio: float, *, generator: tor
     if generator is not None and device is not None and generator.device.type != device.type:
         raise ValueError(f"generator: it lives on {generator.device}, but device={device}")
     noise = torch.rand(batch, length, generator=generator, device=device)
+    return Masking(*_masking_op(noise, keep))
+
+
+@torch.library.custom_op("fastpretrain::masking_from_noise", mutates_args=())
+def _masking_op(noise: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids_keep, ids_restore, mask) of the ascending order of each noise row, its first ``keep`` kept."""
+    if use_kernel(noise):
+        from fastpretrain.kernels.masking import masking_from_noise
+
+        return masking_from_noise(noise, keep)
     ids_shuffle = torch.argsort(noise, dim=1)
-    ranks = torch.arange(length, device=noise.device).expand(batch, length)
+    ranks = torch.arange(noise.shape[1], device=noise.device).expand(noise.shape)
     ids_restore = torch.empty_like(ids_shuffle).scatter_(1, ids_shuffle, ranks)
-    mask = (ids_restore >= keep).to(torch.float32)
-    return Masking(ids_keep=ids_shuffle[:, :keep].contiguous(), ids_restore=ids_restore, mask=mask)
+    return ids_shuffle[:, :keep].contiguous(), ids_restore, (ids_restore >= keep).to(torch.float32)
+
+
+@_masking_op.register_fake
+def _(noise, keep):
+    b, length = noise.shape
+    ids_restore = noise.new_empty(b, length, dtype=torch.int64)
+    return noise.new_empty(b, keep, dtype=torch.int64), ids_restore, noise.new_empty(b, length)
 
 
 # --- references: MAE's code, the spec and the CPU path -------------------------------------------
