@@ -159,7 +159,7 @@ def main() -> None:
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="bfloat16",
                    help="activations (x); on CPU float32")  # fmt: skip
     p.add_argument("--param-dtype", choices=("same", "float32"), default="same",
-                   help="pos_embed / mask_token dtype: the activations' (default) or float32 (bf16 autocast)")  # fmt: skip
+                   help="pos_embed / mask_token dtype: as x, or float32 (as under bf16 autocast)")  # fmt: skip
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--length", type=int, default=196, help="patches L (the decoder sees 1 + L tokens)")
     p.add_argument("--dim", type=int, default=768)
@@ -222,7 +222,8 @@ def main() -> None:
              f"`{result['command']}`: B={args.batch}, L={args.length}, keep={keep}, D={args.dim}, "
              f"Dd={args.decoder_dim}, activations {dtype}, params {pdtype}; floor = least bytes / "
              f"{args.copy_gbs:.0f} GB/s", "",
-             "| case | op | pass | µs | GB/s | x floor | vs eager | peak MiB |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| case | op | pass | µs | GB/s | x floor | vs eager | peak MiB |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     lines += [f"| {r['case']} | {r['op']} | {r['pass']} | {r['us']:.1f} | {r['gb_per_s']:.1f} | {r['x_floor']:.2f} | "
               f"{r['speedup_vs_eager']:.2f}x | {r['peak_mib']:.0f} |" for r in rows]  # fmt: skip
     table = "\n".join(lines)

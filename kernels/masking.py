@@ -1,6 +1,7 @@
-"""MAE's per-sample random masking, masked-token gather and decoder unshuffle as Triton kernels: memory-bound row copies with
-the positional-embedding add fused, and backwards that write every gradient in one pass over the
-incoming gradient, reducing over the batch without atomics (fixed-order partial sums).
+"""MAE's per-sample random masking, masked-token gather and decoder unshuffle as Triton kernels:
+memory-bound row copies with the positional-embedding add fused, and backwards that write every
+gradient in one pass over the incoming gradient, reducing over the batch without atomics
+(fixed-order partial sums).
 
 - gather (encoder): out[b, i] = x[b, ids_keep[b, i]] + pos[ids_keep[b, i]], out [B, K, D].
   Backward in gather form over all B x L positions through the inverse map inv[b, l] (the slot i
@@ -11,7 +12,6 @@ incoming gradient, reducing over the batch without atomics (fixed-order partial 
   mask_token) + pos[1 + j] with r = ids_restore[b, j], out [B, 1 + L, Dd]. Backward reads dout
   once: dx by scattering kept rows back (ids_restore is a permutation, so each dx row is written
   exactly once, no atomics), dpos[j] = sum_b dout[b, j], dmask_token = sum of masked rows.
-
 - masking: one program per sample sorts its noise row in registers (keys = float bits << 32 |
   position, so ties break by position, like a stable argsort) and writes ids_keep, ids_restore (a
   scatter: no second argsort) and the mask directly: no [B, L] round trips between sorts.
@@ -262,7 +262,8 @@ def gather_backward(grad_out: torch.Tensor, ids_keep: torch.Tensor, length: int,
     return dx, _reduce(partial, pos_dtype) if need_dpos else None
 
 
-def unshuffle_forward(x: torch.Tensor, token: torch.Tensor, pos: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+def unshuffle_forward(x: torch.Tensor, token: torch.Tensor, pos: torch.Tensor,
+                      ids_restore: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """x [B, 1 + K, D], token [D], pos [1 + L, D], ids_restore [B, L] -> out [B, 1 + L, D] in x's dtype."""
     x, pos, token, ids_restore = _rows(x), _rows(pos), token.contiguous(), ids_restore.contiguous()
     b, k1, d = x.shape

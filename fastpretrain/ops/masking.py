@@ -212,8 +212,8 @@ def _(x, token, pos, ids_restore):
 
 @torch.library.custom_op("fastpretrain::unshuffle_tokens_backward", mutates_args=())
 def _unshuffle_backward_op(grad_out: torch.Tensor, ids_restore: torch.Tensor, keep: int, need_dx: bool,
-                           token_dtype: torch.dtype | None,
-                           pos_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+                           token_dtype: torch.dtype | None, pos_dtype: torch.dtype | None
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """(dx [B, 1 + K, D], dtoken [D], dpos [1 + L, D]); empty for a gradient not asked for."""
     if use_kernel(grad_out):
         from fastpretrain.kernels.masking import unshuffle_backward
@@ -359,7 +359,8 @@ def unshuffle_tokens(x: torch.Tensor, mask_token: torch.Tensor, pos_embed: torch
     _check_float("mask_token", mask_token, "[Dd]")
     _check_device("mask_token", mask_token, x.device)
     if tuple(mask_token.shape) not in ((d,), (1, 1, d)):
-        raise ValueError(f"mask_token: expected shape ({d},) or (1, 1, {d}) like x's width, got {tuple(mask_token.shape)}")
+        raise ValueError(f"mask_token: expected shape ({d},) or (1, 1, {d}) like x's width, "
+                         f"got {tuple(mask_token.shape)}")  # fmt: skip
     _check_float("pos_embed", pos_embed, "[1 + L, Dd]")
     _check_device("pos_embed", pos_embed, x.device)
     pos = _as_rows("pos_embed", pos_embed, length + 1, d, "[1 + L, Dd]")
