@@ -2,7 +2,7 @@
 # Everything the GPU box checks in one device call: build with its torch/triton, import, the
 # test suite, and the benchmarks. Usage (from the repo root, on the GPU machine):
 #   OUT=/some/dir FASTPRETRAIN_DATA=.gpu-data bash benchmarks/run_gpu.sh [SECTION ...]
-# SECTIONs: tests corpus word2vec attention cross-entropy tune-attention (default: all but tune-attention,
+# SECTIONs: tests corpus word2vec attention cross-entropy masking tune-attention (default: all but tune-attention,
 # a long sweep best run case by case; the build always runs), e.g.
 # `bash benchmarks/run_gpu.sh tests attention` to fit one device call. .gpu-data holds copies of
 # ../shared/data/corpus20m.txt.xz and ../shared/data/eval/ (carry it; word2vec and corpus need it).
@@ -23,7 +23,7 @@ echo "== build"
 python3 -m pip install --no-build-isolation --no-deps -e . > "$out/gpu_build.log" 2>&1 || { tail -30 "$out/gpu_build.log"; exit 1; }
 (cd /tmp && python3 -c "import fastpretrain, fastpretrain._C, fastpretrain.kernels; print('import ok', fastpretrain._C.__file__, fastpretrain.kernels.__file__)") | tee -a "$out/gpu_env.txt"
 
-sections="${*:-tests corpus word2vec attention cross-entropy}"
+sections="${*:-tests corpus word2vec attention cross-entropy masking}"
 want() { [[ " $sections " == *" $1 "* ]]; }
 
 if want tests; then
@@ -60,6 +60,11 @@ fi
 if want cross-entropy; then
 echo "== fused linear + cross-entropy benchmark"
 python3 benchmarks/bench_cross_entropy.py --out "$out" 2>&1 | tail -10
+fi
+
+if want masking; then
+echo "== MAE masking gather/scatter benchmark"
+python3 benchmarks/bench_masking.py --out "$out" 2>&1 | tail -28
 fi
 
 if want tune-attention; then

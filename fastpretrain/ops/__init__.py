@@ -9,6 +9,14 @@ from fastpretrain.ops.attention import (
 )
 from fastpretrain.ops.cross_entropy import linear_cross_entropy, linear_cross_entropy_reference
 from fastpretrain.ops.dispatch import kernels_on_cpu
+from fastpretrain.ops.masking import (
+    Masking,
+    gather_visible,
+    gather_visible_reference,
+    random_masking,
+    unshuffle_tokens,
+    unshuffle_tokens_reference,
+)
 from fastpretrain.ops.sampled_logits import sampled_softmax_loss, sampled_softmax_loss_reference
 from fastpretrain.ops.sampled_softmax import (
     hs_update_reference,
@@ -24,14 +32,20 @@ __all__ = [
     "attention_reference",
     "attention_varlen",
     "attention_varlen_reference",
+    "Masking",
+    "gather_visible",
+    "gather_visible_reference",
     "hs_update_reference",
     "kernels_on_cpu",
     "linear_cross_entropy",
     "linear_cross_entropy_reference",
     "ns_update_reference",
+    "random_masking",
     "sampled_softmax_loss",
     "sampled_softmax_loss_reference",
     "shared_ns_update_reference",
+    "unshuffle_tokens",
+    "unshuffle_tokens_reference",
     "word2vec_hs_update_",
     "word2vec_ns_update_",
     "word2vec_shared_ns_update_",
