@@ -97,24 +97,26 @@ def bench_seq(args, seq: int, device: torch.device) -> list[dict]:
     rows = []
     for name, compiled, batch in candidates:
         ours, hf = twin_models(config, args.seed)
-        model = (ours if name.startswith("ours") else hf).to(device)
-        reference = hf.to(device).eval()
         with torch.no_grad():  # same weights, dropout off: the losses must agree
+            loss_hf = hf.to(device).eval()(**padded)["loss"].item()
+            if name.startswith("ours"):
+                hf.cpu()  # off the GPU before timing, so peak memory is the candidate's alone
+            model = (ours if name.startswith("ours") else hf).to(device)
             loss = model.eval()(**batch)["loss"].item()
-            loss_hf = reference(**padded)["loss"].item()
-        runner = torch.compile(model) if compiled else model
+        del ours, hf
         try:
-            timing = time_steps(runner, batch, device, args)
+            timing = time_steps(torch.compile(model) if compiled else model, batch, device, args)
         except torch.cuda.OutOfMemoryError:
+            timing = None
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if timing is None:
             rows.append({"seq": seq, "candidate": name, "error": "out of memory"})
             continue
-        finally:
-            del ours, hf
         rows.append({"seq": seq, "batch": args.batch, "candidate": name, "real_tokens": tokens,
                      "padded_tokens": int(padded["input_ids"].numel()), **timing,
                      "tokens_per_s": tokens / timing["step_ms"] * 1e3, "loss_diff_vs_hf": abs(loss - loss_hf)})  # fmt: skip
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
     base = next((r for r in rows if r["candidate"] == "hf sdpa" and "error" not in r), None)
     for r in rows:
         if base is not None and "error" not in r:
