@@ -98,10 +98,12 @@ class BertConfig:
 
 def _mlm_loss(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor):
     """Mean cross-entropy of ``hidden @ weight.T + bias`` against ``targets`` (ignore_index -100),
-    fused so the [N, V] logits are never materialised; the tied weight is cast to the activations'
-    dtype, as autocast would for the matmul."""
-    bias = None if bias is None else bias.to(hidden.dtype)
-    return linear_cross_entropy(hidden, weight.to(hidden.dtype), targets, bias, ignore_index=IGNORE_INDEX)
+    fused so the [N, V] logits are never materialised. Under autocast the inputs are cast to its
+    dtype, as autocast would for the matmul (the MLM LayerNorm hands over float32)."""
+    device = hidden.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
+    bias = None if bias is None else bias.to(dtype)
+    return linear_cross_entropy(hidden.to(dtype), weight.to(dtype), targets, bias, ignore_index=IGNORE_INDEX)
 
 
 class BertEmbeddings(nn.Module):
