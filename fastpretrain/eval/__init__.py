@@ -1,5 +1,7 @@
 """Evaluations of trained representations."""
 
+from fastpretrain.eval.probe import evaluate_features, extract_features, knn_accuracy, linear_probe
 from fastpretrain.eval.word_vectors import evaluate_word_analogies, evaluate_word_pairs
 
-__all__ = ["evaluate_word_analogies", "evaluate_word_pairs"]
+__all__ = ["evaluate_features", "evaluate_word_analogies", "evaluate_word_pairs", "extract_features", "knn_accuracy",
+           "linear_probe"]  # fmt: skip
