@@ -12,6 +12,15 @@ from fastpretrain.models.vit import (
 )  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine lose a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _randomise(model: torch.nn.Module, seed: int = 0) -> None:
     """Every parameter random (LayerNorms and biases too, so a skipped term shows)."""
     g = torch.Generator().manual_seed(seed)

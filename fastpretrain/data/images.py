@@ -136,7 +136,10 @@ class _TensorImages(Dataset):
 
 
 def _open(path: Path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    """The file, decompressed when it is gzip (by its magic bytes, whatever its name)."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
