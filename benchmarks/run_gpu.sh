@@ -37,6 +37,8 @@ python3 benchmarks/bench_word2vec.py --corpus "$D/corpus20m.txt.xz" --questions 
 python3 benchmarks/quality_word2vec.py --engine ours --corpus "$D/corpus20m.txt.xz" --eval-dir "$D/eval" \
   --methods sg-ns,cbow-ns,sg-hs,cbow-hs,sg-ns-shared --out "$out" 2>&1 | tail -8
 python3 benchmarks/bench_sampled_logits.py --out "$out" 2>&1 | tail -9
+# MAE on Fashion-MNIST (copy ../shared/data/fashion-mnist into $FASTPRETRAIN_DATA): probe vs random init / pixels
+python3 benchmarks/quality_mae.py --tag _gpu --out "$out" 2>&1 | tail -12
 if [ -n "${OUT:-}" ]; then
   tar czf "$OUT/gpu_results.tgz" -C "$out" . && rm -rf "$out"
 fi
