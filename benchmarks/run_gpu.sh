@@ -2,7 +2,7 @@
 # Everything the GPU box checks in one device call: build with its torch/triton, import, the
 # test suite, and the benchmarks. Usage (from the repo root, on the GPU machine):
 #   OUT=/some/dir FASTPRETRAIN_DATA=.gpu-data bash benchmarks/run_gpu.sh [SECTION ...]
-# SECTIONs: tests corpus word2vec attention cross-entropy masking bert tune-attention (default: all but tune-attention,
+# SECTIONs: tests corpus word2vec attention cross-entropy masking bert mae tune-attention (default: all but tune-attention,
 # a long sweep best run case by case; the build always runs), e.g.
 # `bash benchmarks/run_gpu.sh tests attention` to fit one device call. .gpu-data holds copies of
 # ../shared/data/corpus20m.txt.xz and ../shared/data/eval/ (carry it; word2vec and corpus need it),
@@ -26,7 +26,7 @@ echo "== build"
 python3 -m pip install --no-build-isolation --no-deps -e . > "$out/gpu_build.log" 2>&1 || { tail -30 "$out/gpu_build.log"; exit 1; }
 (cd /tmp && python3 -c "import fastpretrain, fastpretrain._C, fastpretrain.kernels; print('import ok', fastpretrain._C.__file__, fastpretrain.kernels.__file__)") | tee -a "$out/gpu_env.txt"
 
-sections="${*:-tests corpus word2vec attention cross-entropy masking bert}"
+sections="${*:-tests corpus word2vec attention cross-entropy masking bert mae}"
 want() { [[ " $sections " == *" $1 "* ]]; }
 
 if want tests; then
@@ -78,6 +78,12 @@ python3 benchmarks/bench_bert.py "${real[@]}" --out "$out" 2>&1 | tail -14
 if [ -f "$vocab" ]; then vocab_flag=(--vocab "$vocab"); else vocab_flag=(); fi
 python3 benchmarks/quality_bert.py --corpus "$D/docs9m.txt.xz" "${vocab_flag[@]}" --size mini --max-len 128 \
   --batch-size 128 --tokens 50e6 --out "$out" 2>&1 | tail -12
+fi
+
+if want mae; then
+echo "== MAE quality check"
+# MAE on Fashion-MNIST (copy ../shared/data/fashion-mnist into $FASTPRETRAIN_DATA): probe vs random init / pixels
+python3 benchmarks/quality_mae.py --tag _gpu --out "$out" 2>&1 | tail -12
 fi
 
 if want tune-attention; then

@@ -1,6 +1,8 @@
 """Evaluations of trained representations."""
 
-from fastpretrain.eval.bert import evaluate_pretraining, linear_probe
+from fastpretrain.eval.bert import evaluate_pretraining
+from fastpretrain.eval.probe import evaluate_features, extract_features, knn_accuracy, linear_probe
 from fastpretrain.eval.word_vectors import evaluate_word_analogies, evaluate_word_pairs
 
-__all__ = ["evaluate_pretraining", "evaluate_word_analogies", "evaluate_word_pairs", "linear_probe"]
+__all__ = ["evaluate_features", "evaluate_pretraining", "evaluate_word_analogies", "evaluate_word_pairs",
+           "extract_features", "knn_accuracy", "linear_probe"]  # fmt: skip

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from fastpretrain.data.bert_examples import collate_packed
+from fastpretrain.eval.probe import linear_probe
 
 _LABEL_KEYS = ("mlm_labels", "nsp_labels")
 
@@ -60,29 +61,9 @@ def evaluate_pretraining(model: nn.Module, dataset: Dataset, *, batch_size: int 
               "nsp_loss": sums["nsp_loss"] / n, "nsp_accuracy": sums["nsp_correct"] / n, "examples": n,
               "mlm_tokens": sums["mlm_tokens"]}  # fmt: skip
     if probe:
-        result["probe_accuracy"] = linear_probe(torch.cat(features), torch.cat(labels))
+        x, y = torch.cat(features), torch.cat(labels)
+        if len(x) < 4:
+            raise ValueError(f"probe: needs at least 4 held-out examples, got {len(x)}")
+        half = len(x) // 2  # fit on the first half of the held-out examples, score on the second
+        result["probe_accuracy"] = linear_probe(x[:half], y[:half], x[half:], y[half:], num_classes=2)["test_acc"]
     return result
-
-
-def linear_probe(features: torch.Tensor, labels: torch.Tensor, *, l2: float = 1e-3, steps: int = 100) -> float:
-    """Accuracy on the second half of a logistic regression (L-BFGS, L2 ``l2``) fitted on the first
-    half of standardised ``features`` [N, E] with integer ``labels`` [N]."""
-    if len(features) < 4:
-        raise ValueError(f"features: the probe needs at least 4 examples, got {len(features)}")
-    half = len(features) // 2
-    mean, std = features[:half].mean(0), features[:half].std(0) + 1e-6
-    x = (features - mean) / std
-    classes = int(labels.max()) + 1
-    linear = nn.Linear(x.shape[1], max(classes, 2))
-    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = F.cross_entropy(linear(x[:half]), labels[:half]) + l2 * linear.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        optimizer.step(closure)
-    with torch.no_grad():
-        return (linear(x[half:]).argmax(-1) == labels[half:]).float().mean().item()

@@ -77,8 +77,19 @@ def random_masking(batch: int, length: int, mask_ratio: float, *, generator: tor
     device = torch.device(device) if device is not None else (generator.device if generator is not None else None)
     if generator is not None and device is not None and generator.device.type != device.type:
         raise ValueError(f"generator: it lives on {generator.device}, but device={device}")
-    noise = torch.rand(batch, length, generator=generator, device=device)
-    return Masking(*_masking_op(noise, keep))
+    return masking_from_noise(torch.rand(batch, length, generator=generator, device=device), mask_ratio)
+
+
+def masking_from_noise(noise: torch.Tensor, mask_ratio: float) -> Masking:
+    """The masking :func:`random_masking` draws, for given ``noise`` [B, L] (MAE's and Hugging
+    Face's ``noise`` argument): the ``int(L * (1 - mask_ratio))`` lowest-noise positions are kept."""
+    if not isinstance(noise, torch.Tensor) or noise.dim() != 2 or noise.dtype not in _FLOAT:
+        raise ValueError(f"noise: expected a float [B, L] tensor, got {getattr(noise, 'shape', noise)}")
+    keep = num_kept(noise.shape[1], mask_ratio)
+    if not 0.0 <= mask_ratio < 1.0 or keep < 1:
+        raise ValueError(f"mask_ratio: expected a float in [0, 1) that keeps at least one of {noise.shape[1]} "
+                         f"positions, got {mask_ratio!r}")  # fmt: skip
+    return Masking(*_masking_op(noise.float().contiguous(), keep))
 
 
 @torch.library.custom_op("fastpretrain::masking_from_noise", mutates_args=())
