@@ -81,7 +81,8 @@ python3 benchmarks/quality_bert.py --corpus "$D/docs9m.txt.xz" "${vocab_flag[@]}
 fi
 
 if want mae; then
-echo "== MAE quality check"
+echo "== MAE step benchmark and quality check"
+python3 benchmarks/bench_mae.py --out "$out" 2>&1 | tail -10
 # MAE on Fashion-MNIST (copy ../shared/data/fashion-mnist into $FASTPRETRAIN_DATA): probe vs random init / pixels
 python3 benchmarks/quality_mae.py --tag _gpu --out "$out" 2>&1 | tail -12
 fi

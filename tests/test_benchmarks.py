@@ -2,9 +2,12 @@
 with the baselines they time: a script that rots or measures a wrong result fails here."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,3 +31,12 @@ def test_bench_cross_entropy_smoke(tmp_path):
     rows = json.loads((tmp_path / "cross_entropy_cpu_smoke.json").read_text())["rows"]
     assert [r["candidate"] for r in rows] == ["ours", "eager", "eager + torch.compile"]
     assert all(r["loss_diff"] < 1e-4 and r["fwd_bwd_ms"] > 0 for r in rows)
+
+
+def test_bench_mae_smoke(tmp_path):
+    pytest.importorskip("transformers")
+    cmd = [sys.executable, str(ROOT / "benchmarks/bench_mae.py"), "--smoke", "--device", "cpu", "--out", str(tmp_path)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    rows = json.loads((tmp_path / "mae_step_cpu_smoke.json").read_text())["rows"]
+    assert [r["candidate"] for r in rows] == ["ours", "hf sdpa"]
+    assert all(r["loss_diff_vs_hf"] < 1e-5 and r["images_per_s"] > 0 for r in rows)
