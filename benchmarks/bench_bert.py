@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from hf_bert import run_info, twin_models
+from harness import run_info, time_steps
+from hf_bert import twin_models
 
 from fastpretrain.data import BertExamples, MlmMasking, collate_packed, collate_padded, load_wordpiece
 from fastpretrain.models import BertConfig
@@ -55,35 +54,6 @@ def examples(args, seq: int, rng: np.random.Generator) -> list[dict]:
     return out
 
 
-def time_steps(model, batch: dict, device: torch.device, args) -> dict:
-    """Median seconds of a training step (forward, backward, fused AdamW) and peak memory."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda" or None)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-    def step():
-        with amp:
-            loss = model(**batch)["loss"]
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    model.train()
-    for _ in range(args.warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return {"step_ms": 1e3 * statistics.median(times), "peak_gib": peak}
-
-
 def bench_seq(args, seq: int, device: torch.device) -> list[dict]:
     rng = np.random.default_rng(args.seed)
     items = examples(args, seq, rng)
@@ -105,7 +75,8 @@ def bench_seq(args, seq: int, device: torch.device) -> list[dict]:
             loss = model.eval()(**batch)["loss"].item()
         del ours, hf
         try:
-            timing = time_steps(torch.compile(model) if compiled else model, batch, device, args)
+            forward = torch.compile(model) if compiled else model
+            timing = time_steps(model, lambda: forward(**batch)["loss"], device, args.steps, args.warmup)
         except torch.cuda.OutOfMemoryError:
             timing = None
         del model

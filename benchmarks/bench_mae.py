@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
-from hf_bert import run_info
+from harness import run_info, time_steps
 
 from fastpretrain.models.mae import MAE, mae_config_from_hf, mae_from_hf
 
@@ -52,36 +50,6 @@ def loss_of(model, imgs, noise=None) -> torch.Tensor:
     if isinstance(model, MAE):
         return model(imgs, noise=noise)["loss"]
     return model(pixel_values=imgs, noise=noise).loss
-
-
-def time_steps(model, imgs, device, args) -> dict:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1.5e-4, fused=device.type == "cuda" or None)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    forward = torch.compile(model) if args.compiled else model
-
-    def step():
-        with amp:
-            loss = loss_of(forward, imgs)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    model.train()
-    for _ in range(args.warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    ms = 1e3 * statistics.median(times)
-    return {"step_ms": ms, "images_per_s": args.batch / ms * 1e3, "peak_gib": peak}
 
 
 def main() -> None:
@@ -113,9 +81,10 @@ def main() -> None:
             model = (ours if name.startswith("ours") else hf).to(device)
             loss = loss_of(model.eval(), imgs, noise).item()
         del ours, hf
-        args.compiled = name.endswith("compile")
+        forward = torch.compile(model) if name.endswith("compile") else model
         try:
-            timing = time_steps(model, imgs, device, args)
+            timing = time_steps(model, lambda: loss_of(forward, imgs), device, args.steps, args.warmup)
+            timing["images_per_s"] = args.batch / timing["step_ms"] * 1e3
         except torch.cuda.OutOfMemoryError:
             timing = {"error": "out of memory"}
         del model

@@ -20,10 +20,10 @@ import time
 from itertools import islice
 from pathlib import Path
 
+import fastpretrain.kernels.sampled_softmax as kernels
 import torch
 import triton
 
-import fastpretrain.kernels.sampled_softmax as kernels
 from fastpretrain.data import Corpus, Word2VecBatches
 from fastpretrain.models.word2vec import Word2Vec
 from fastpretrain.ops import word2vec_ns_update_

@@ -1,12 +1,7 @@
 """Shared by bench_bert.py and quality_bert.py: Hugging Face ``BertForPreTraining`` behind our
-batch interface (padded batches from ``collate_padded``), built with the same initial weights as
-ours, and the run metadata every result file carries."""
+batch interface (padded batches from ``collate_padded``), built with the same initial weights as ours."""
 
 from __future__ import annotations
-
-import datetime
-import platform
-import sys
 
 import torch
 import torch.nn.functional as F
@@ -46,16 +41,3 @@ def twin_models(config: BertConfig, seed: int, attn_implementation: str = "sdpa"
     fields = {k: v for k, v in config.to_hf_dict().items() if k != "model_type"}
     hf = transformers.BertForPreTraining._from_config(transformers.BertConfig(**fields), attn_implementation=attn_implementation)
     return BertForPreTraining.from_hf(hf), HFPretraining(hf)
-
-
-def run_info(device: torch.device) -> dict:
-    """Device, versions, date and command of a result."""
-    versions = {"torch": torch.__version__}
-    for name in ("triton", "transformers", "tokenizers"):
-        try:
-            versions[name] = __import__(name).__version__
-        except ImportError:
-            pass
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    return {"device": name, "versions": versions, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(["python", *sys.argv])}  # fmt: skip

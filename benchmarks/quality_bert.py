@@ -23,12 +23,20 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from hf_bert import run_info, twin_models
+from harness import run_info
+from hf_bert import twin_models
 
-from fastpretrain.data import BertExamples, collate_packed, collate_padded, load_wordpiece, read_documents, train_wordpiece
+from fastpretrain.data import (
+    BertExamples,
+    collate_packed,
+    collate_padded,
+    load_wordpiece,
+    read_documents,
+    train_wordpiece,
+)
 from fastpretrain.eval import evaluate_pretraining
 from fastpretrain.models import BertConfig
-from fastpretrain.train import Trainer, TrainConfig
+from fastpretrain.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

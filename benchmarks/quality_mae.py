@@ -31,8 +31,8 @@ from torch.utils.data import DataLoader, Subset
 from fastpretrain.atomic import atomic_write
 from fastpretrain.data.images import FASHION_MNIST_MEAN, FASHION_MNIST_STD, RandomResizedCropFlip, Resize, fashion_mnist
 from fastpretrain.eval.probe import evaluate_features
-from fastpretrain.models.mae import MAE, mae_vit_fashion_mnist
-from fastpretrain.train import Trainer, TrainConfig
+from fastpretrain.models.mae import mae_vit_fashion_mnist
+from fastpretrain.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -43,3 +43,12 @@ def kernel_path():
     from fastpretrain.ops import kernels_on_cpu
 
     return torch.device("cpu"), kernels_on_cpu
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: tiny tensors gain nothing from more, and on a shared 2-core machine lose a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

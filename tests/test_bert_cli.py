@@ -3,18 +3,12 @@
 import json
 
 import pytest
-import torch
 from bert_corpus import write_corpus
 
 from fastpretrain.cli import main
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_bert_train_then_eval(tmp_path, capsys):

@@ -16,13 +16,7 @@ from fastpretrain.train import Trainer, TrainConfig
 SMALL = dict(vocab_size=90, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=96, max_position_embeddings=40)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads spin against other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def padded_batch(seed=0, b=3, s=20, vocab=90):

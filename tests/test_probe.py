@@ -10,13 +10,7 @@ from fastpretrain.eval.probe import evaluate_features, extract_features, knn_acc
 from fastpretrain.models.vit import VisionTransformer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine lose a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _clusters(n_per_class: int, classes: int = 10, dim: int = 32, spread: float = 0.5, seed: int = 0):
