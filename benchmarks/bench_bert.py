@@ -76,7 +76,7 @@ def bench_seq(args, seq: int, device: torch.device) -> list[dict]:
         del ours, hf
         try:
             forward = torch.compile(model) if compiled else model
-            timing = time_steps(model, lambda: forward(**batch)["loss"], device, args.steps, args.warmup)
+            timing = time_steps(model, lambda forward=forward, batch=batch: forward(**batch)["loss"], device, args.steps, args.warmup)
         except torch.cuda.OutOfMemoryError:
             timing = None
         del model

@@ -83,7 +83,7 @@ def main() -> None:
         del ours, hf
         forward = torch.compile(model) if name.endswith("compile") else model
         try:
-            timing = time_steps(model, lambda: loss_of(forward, imgs), device, args.steps, args.warmup)
+            timing = time_steps(model, lambda forward=forward: loss_of(forward, imgs), device, args.steps, args.warmup)
             timing["images_per_s"] = args.batch / timing["step_ms"] * 1e3
         except torch.cuda.OutOfMemoryError:
             timing = {"error": "out of memory"}
