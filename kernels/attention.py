@@ -2,7 +2,8 @@
 blocks, never storing the [Sq, Sk] scores) and a backward that recomputes the probabilities from
 the saved log-sum-exp, in two atomic-free kernels (dK/dV per key block, dQ per query block).
 
-One set of kernels serves both layouts, told apart by strides: dense q [B, H, Sq, D] and packed
+Key blocks wholly inside the sequence and (if causal) below the diagonal skip the mask; only the
+edge blocks compute it. One set of kernels serves both layouts, told apart by strides: dense q [B, H, Sq, D] and packed
 variable-length q [total, H, D] whose sequence b spans rows cu_seqlens[b]:cu_seqlens[b+1].
 Masks: causal (top-left aligned: query i sees keys j <= i), key padding (uint8 [B, Sk], nonzero
 for real keys), and dropout, whose keep mask is Philox(seed; i, j, b * H + h, 0) so the backward
@@ -41,6 +42,65 @@ def _allowed(rows, cols, seqlen_k, kpm_row, CAUSAL: tl.constexpr, HAS_KPM: tl.co
     if HAS_KPM:
         ok = ok & (tl.load(kpm_row + cols, mask=cols < seqlen_k, other=0) != 0)[None, :]
     return ok
+
+
+@triton.jit
+def _unmasked_end(start_m, seqlen_k, CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Key blocks [0, end) need no mask for the query rows >= start_m: whole blocks inside the
+    sequence and, if causal, at or below the diagonal. The blocks after it are masked."""
+    end = (seqlen_k // BLOCK_N) * BLOCK_N
+    if CAUSAL:
+        end = tl.minimum(end, ((start_m + 1) // BLOCK_N) * BLOCK_N)
+    if HAS_KPM:
+        end = end * 0
+    return end
+
+
+@triton.jit
+def _forward_block(acc, m_i, l_i, q, k_base, v_base, rows, start_n, seqlen_k, kpm_row, seed, bh, sks, svs, dims,
+                   mask_d, scale_log2, DROP_THRESHOLD, drop_scale, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
+                   HAS_KPM: tl.constexpr, DROPOUT: tl.constexpr, PRECISION: tl.constexpr,
+                   BLOCK_N: tl.constexpr):  # fmt: skip
+    """One key block of the online softmax: the updated (acc, m_i, l_i)."""
+    cols = start_n + tl.arange(0, BLOCK_N)
+    mask_n = cols < seqlen_k
+    kt = tl.load(k_base + cols[None, :].to(tl.int64) * sks + dims[:, None],
+                 mask=mask_d[:, None] & mask_n[None, :], other=0.0)  # fmt: skip
+    s = tl.dot(q, kt, input_precision=PRECISION) * scale_log2
+    if MASKED:
+        s = tl.where(_allowed(rows, cols, seqlen_k, kpm_row, CAUSAL, HAS_KPM), s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, axis=1))
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+    p = tl.exp2(s - m_safe[:, None])
+    alpha = tl.exp2(m_i - m_safe)
+    l_i = l_i * alpha + tl.sum(p, axis=1)
+    if DROPOUT:
+        p = tl.where(_keep(seed, rows, cols, bh, DROP_THRESHOLD), p * drop_scale, 0.0)
+    v = tl.load(v_base + cols[:, None].to(tl.int64) * svs + dims[None, :],
+                mask=mask_n[:, None] & mask_d[None, :], other=0.0)  # fmt: skip
+    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+    return acc, m_new, l_i
+
+
+@triton.jit
+def _grad_q_block(dq, q, do, lse, delta, k_base, v_base, rows, start_n, seqlen_k, kpm_row, seed, bh, sks, svs, dims,
+                  mask_d, scale_log2, DROP_THRESHOLD, drop_scale, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
+                  HAS_KPM: tl.constexpr, DROPOUT: tl.constexpr, PRECISION: tl.constexpr,
+                  BLOCK_N: tl.constexpr):  # fmt: skip
+    """dq accumulated over one key block."""
+    cols = start_n + tl.arange(0, BLOCK_N)
+    tile_n = (cols < seqlen_k)[:, None] & mask_d[None, :]
+    k = tl.load(k_base + cols[:, None].to(tl.int64) * sks + dims[None, :], mask=tile_n, other=0.0)
+    v = tl.load(v_base + cols[:, None].to(tl.int64) * svs + dims[None, :], mask=tile_n, other=0.0)
+    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2
+    p = tl.exp2(s - lse[:, None])
+    if MASKED:
+        p = tl.where(_allowed(rows, cols, seqlen_k, kpm_row, CAUSAL, HAS_KPM), p, 0.0)
+    dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
+    if DROPOUT:
+        dp = tl.where(_keep(seed, rows, cols, bh, DROP_THRESHOLD), dp * drop_scale, 0.0)
+    ds = p * (dp - delta[:, None])
+    return dq + tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
 
 
 @triton.jit
@@ -86,24 +146,15 @@ def _forward_kernel(Q, K, V, O, LSE, KPM, CU, SEED,
     end_n = seqlen_k
     if CAUSAL:
         end_n = tl.minimum(seqlen_k, start_m + BLOCK_M)
-    for start_n in range(0, end_n, BLOCK_N):
-        cols = start_n + tl.arange(0, BLOCK_N)
-        mask_n = cols < seqlen_k
-        kt = tl.load(k_base + cols[None, :].to(tl.int64) * sks + dims[:, None],
-                     mask=mask_d[:, None] & mask_n[None, :], other=0.0)  # fmt: skip
-        s = tl.dot(q, kt, input_precision=PRECISION) * scale_log2
-        s = tl.where(_allowed(rows, cols, seqlen_k, kpm_row, CAUSAL, HAS_KPM), s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, axis=1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        p = tl.exp2(s - m_safe[:, None])
-        alpha = tl.exp2(m_i - m_safe)
-        l_i = l_i * alpha + tl.sum(p, axis=1)
-        if DROPOUT:
-            p = tl.where(_keep(seed, rows, cols, bh, DROP_THRESHOLD), p * drop_scale, 0.0)
-        v = tl.load(v_base + cols[:, None].to(tl.int64) * svs + dims[None, :],
-                    mask=mask_n[:, None] & mask_d[None, :], other=0.0)  # fmt: skip
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
-        m_i = m_new
+    mid = _unmasked_end(start_m, seqlen_k, CAUSAL, HAS_KPM, BLOCK_N)
+    for start_n in range(0, mid, BLOCK_N):
+        acc, m_i, l_i = _forward_block(acc, m_i, l_i, q, k_base, v_base, rows, start_n, seqlen_k, kpm_row, seed, bh,
+                                       sks, svs, dims, mask_d, scale_log2, DROP_THRESHOLD, drop_scale, False, CAUSAL,
+                                       HAS_KPM, DROPOUT, PRECISION, BLOCK_N)  # fmt: skip
+    for start_n in range(mid, end_n, BLOCK_N):
+        acc, m_i, l_i = _forward_block(acc, m_i, l_i, q, k_base, v_base, rows, start_n, seqlen_k, kpm_row, seed, bh,
+                                       sks, svs, dims, mask_d, scale_log2, DROP_THRESHOLD, drop_scale, True, CAUSAL,
+                                       HAS_KPM, DROPOUT, PRECISION, BLOCK_N)  # fmt: skip
     empty = l_i == 0.0
     l_safe = tl.where(empty, 1.0, l_i)
     out = acc / l_safe[:, None]
@@ -235,19 +286,15 @@ def _grad_q_kernel(Q, K, V, DO, LSE, DELTA, DQ, KPM, CU, SEED,
     end_n = seqlen_k
     if CAUSAL:
         end_n = tl.minimum(seqlen_k, start_m + BLOCK_M)
-    for start_n in range(0, end_n, BLOCK_N):
-        cols = start_n + tl.arange(0, BLOCK_N)
-        tile_n = (cols < seqlen_k)[:, None] & mask_d[None, :]
-        k = tl.load(k_base + cols[:, None].to(tl.int64) * sks + dims[None, :], mask=tile_n, other=0.0)
-        v = tl.load(v_base + cols[:, None].to(tl.int64) * svs + dims[None, :], mask=tile_n, other=0.0)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2
-        allowed = _allowed(rows, cols, seqlen_k, kpm_row, CAUSAL, HAS_KPM)
-        p = tl.where(allowed, tl.exp2(s - lse[:, None]), 0.0)
-        dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
-        if DROPOUT:
-            dp = tl.where(_keep(seed, rows, cols, bh, DROP_THRESHOLD), dp * drop_scale, 0.0)
-        ds = p * (dp - delta[:, None])
-        dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
+    mid = _unmasked_end(start_m, seqlen_k, CAUSAL, HAS_KPM, BLOCK_N)
+    for start_n in range(0, mid, BLOCK_N):
+        dq = _grad_q_block(dq, q, do, lse, delta, k_base, v_base, rows, start_n, seqlen_k, kpm_row, seed, bh, sks, svs,
+                           dims, mask_d, scale_log2, DROP_THRESHOLD, drop_scale, False, CAUSAL, HAS_KPM, DROPOUT,
+                           PRECISION, BLOCK_N)  # fmt: skip
+    for start_n in range(mid, end_n, BLOCK_N):
+        dq = _grad_q_block(dq, q, do, lse, delta, k_base, v_base, rows, start_n, seqlen_k, kpm_row, seed, bh, sks, svs,
+                           dims, mask_d, scale_log2, DROP_THRESHOLD, drop_scale, True, CAUSAL, HAS_KPM, DROPOUT,
+                           PRECISION, BLOCK_N)  # fmt: skip
     dq_off = b64 * sdqb + h * sdqh + q_rows[:, None] * sdqs + dims[None, :]
     tl.store(DQ + dq_off, (dq * scale).to(DQ.dtype.element_ty), mask=tile_m)
 
