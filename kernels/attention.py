@@ -19,7 +19,7 @@ import triton
 import triton.language as tl
 
 LOG2E = 1.4426950408889634
-DROPOUT_BITS = 24  # a key is kept when the top 24 bits of its Philox draw are >= p * 2**24
+DROPOUT_BITS = tl.constexpr(24)  # a key is kept when the top 24 bits of its Philox draw are >= p * 2**24
 
 # Interpreter blocks are the smallest tl.dot takes, so tests cover many blocks cheaply.
 INTERPRETER_CONFIG = {"BLOCK_M": 16, "BLOCK_N": 16, "num_warps": 4, "num_stages": 1}
@@ -330,7 +330,7 @@ class _Problem:
                          VARLEN=self.varlen, DROPOUT=dropout_p > 0.0,
                          PRECISION="ieee" if q.dtype == torch.float32 else "tf32")  # fmt: skip
         self.meta.update(config or _config(q, self.dim, max(self.sq, self.sk)))
-        self.threshold = min(round(dropout_p * 2**DROPOUT_BITS), 2**DROPOUT_BITS)
+        self.threshold = min(round(dropout_p * 2**DROPOUT_BITS.value), 2**DROPOUT_BITS.value)
         self.drop_scale = 1.0 / (1.0 - dropout_p)
         dummy = q.new_empty(1, dtype=torch.uint8)
         self.kpm = key_padding_mask.view(torch.uint8) if key_padding_mask is not None else dummy
