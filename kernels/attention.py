@@ -45,6 +45,20 @@ def _allowed(rows, cols, seqlen_k, kpm_row, CAUSAL: tl.constexpr, HAS_KPM: tl.co
 
 
 @triton.jit
+def _sequence(CU, b, Sq, Sk, VARLEN: tl.constexpr):
+    """(first row, query length, key length) of batch entry b: a packed sequence's bounds from
+    cu_seqlens, or row 0 and the dense lengths."""
+    start = b.to(tl.int64) * 0
+    seqlen_q = Sq
+    seqlen_k = Sk
+    if VARLEN:
+        start = tl.load(CU + b).to(tl.int64)
+        seqlen_q = tl.load(CU + b + 1) - start
+        seqlen_k = seqlen_q
+    return start, seqlen_q, seqlen_k
+
+
+@triton.jit
 def _unmasked_end(start_m, seqlen_k, CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr, BLOCK_N: tl.constexpr):
     """Key blocks [0, end) need no mask for the query rows >= start_m: whole blocks inside the
     sequence and, if causal, at or below the diagonal. The blocks after it are masked."""
@@ -115,14 +129,7 @@ def _forward_kernel(Q, K, V, O, LSE, KPM, CU, SEED,
     b = bh // H
     h = bh % H
     b64 = b.to(tl.int64)
-    if VARLEN:
-        start = tl.load(CU + b).to(tl.int64)
-        seqlen_q = tl.load(CU + b + 1) - start
-        seqlen_k = seqlen_q
-    else:
-        start = b64 * 0
-        seqlen_q = Sq
-        seqlen_k = Sk
+    start, seqlen_q, seqlen_k = _sequence(CU, b, Sq, Sk, VARLEN)
     if start_m >= seqlen_q:
         return
     hk = h // GROUP
@@ -180,14 +187,7 @@ def _grad_kv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, KPM, CU, SEED,
     b = bhk // Hk
     hk = bhk % Hk
     b64 = b.to(tl.int64)
-    if VARLEN:
-        start = tl.load(CU + b).to(tl.int64)
-        seqlen_q = tl.load(CU + b + 1) - start
-        seqlen_k = seqlen_q
-    else:
-        start = b64 * 0
-        seqlen_q = Sq
-        seqlen_k = Sk
+    start, seqlen_q, seqlen_k = _sequence(CU, b, Sq, Sk, VARLEN)
     if start_n >= seqlen_k:
         return
     cols = start_n + tl.arange(0, BLOCK_N)
@@ -253,14 +253,7 @@ def _grad_q_kernel(Q, K, V, DO, LSE, DELTA, DQ, KPM, CU, SEED,
     b = bh // H
     h = bh % H
     b64 = b.to(tl.int64)
-    if VARLEN:
-        start = tl.load(CU + b).to(tl.int64)
-        seqlen_q = tl.load(CU + b + 1) - start
-        seqlen_k = seqlen_q
-    else:
-        start = b64 * 0
-        seqlen_q = Sq
-        seqlen_k = Sk
+    start, seqlen_q, seqlen_k = _sequence(CU, b, Sq, Sk, VARLEN)
     if start_m >= seqlen_q:
         return
     hk = h // GROUP
