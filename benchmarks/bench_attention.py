@@ -13,17 +13,13 @@ benchmarks/results/attention.json/.md (attention_<device>_smoke.* for --smoke).
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import platform
-import statistics
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from harness import run_info, timed_ms, write_result
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from fastpretrain.nn import unpad
@@ -62,21 +58,6 @@ def flops(case: Case, lengths: torch.Tensor) -> float:
     """Forward FLOPs of the useful work: real tokens only, causal halved."""
     per_row = (lengths.double() ** 2).sum().item() if case.padded else case.b * case.s**2
     return 4 * case.h * case.d * per_row / (2 if case.causal else 1)
-
-
-def timed_ms(fn, device: torch.device, repeats: int) -> float:
-    """Median ms of fn()."""
-    fn()
-    if device.type == "cuda":
-        import triton
-
-        return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def candidates(case: Case, q, k, v, mask):
@@ -143,7 +124,8 @@ def bench_case(case: Case, device: torch.device, dtype: torch.dtype, repeats: in
 
 
 def markdown(result: dict) -> str:
-    lines = [f"# Fused attention on {result['device']} ({result['versions']}, {result['date']})",
+    versions = ", ".join(f"{k} {v}" for k, v in result["versions"].items())
+    lines = [f"# Fused attention on {result['device']} ({versions}, {result['date']})",
              f"`{result['command']}`, {result['dtype']}; TFLOP/s of real-token work, fwd+bwd = 3.5x fwd.", "",
              "| case | candidate | fwd TF/s | fwd+bwd TF/s | fwd vs best SDPA | fwd+bwd vs best SDPA | max abs diff |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -173,24 +155,8 @@ def main() -> None:
     if args.cases:
         cases = [c for c in cases if any(s.strip() in c.name for s in args.cases.split(","))]
     rows = [row for case in cases for row in bench_case(case, device, dtype, args.repeats)]
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    versions = f"torch {torch.__version__}"
-    if device.type == "cuda":
-        import triton
-
-        versions += f", triton {triton.__version__}, cuda {torch.version.cuda}"
-    result = {
-        "device": device_name, "versions": versions, "dtype": str(dtype),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["python", *sys.argv]), "cases": [asdict(c) for c in cases], "rows": rows,
-    }  # fmt: skip
-    table = markdown(result)
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"attention_{device.type}_smoke" if args.smoke else "attention"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{stem}.md").write_text(table)
+    result = {**run_info(device), "dtype": str(dtype), "cases": [asdict(c) for c in cases], "rows": rows}
+    write_result(args.out, f"attention_{device.type}_smoke" if args.smoke else "attention", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -16,12 +16,11 @@ Writes benchmarks/results/bert_step.json/.md (bert_step_<device>_smoke.* for --s
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from harness import run_info, time_steps
+from harness import run_info, time_steps, write_result
 from hf_bert import twin_models
 
 from fastpretrain.data import BertExamples, MlmMasking, collate_packed, collate_padded, load_wordpiece
@@ -142,13 +141,7 @@ def main() -> None:
     info = run_info(device)
     lengths = f"examples built from {args.corpus}" if args.corpus else "uniform in [S/2, S]"
     result = {**info, "size": args.size, "lengths": lengths, "vocab_size": args.vocab_size, "rows": rows}
-    table = markdown(result)
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"bert_step_{device.type}_smoke" if args.smoke else "bert_step"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{stem}.md").write_text(table)
+    write_result(args.out, f"bert_step_{device.type}_smoke" if args.smoke else "bert_step", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -10,18 +10,14 @@ Writes benchmarks/results/cross_entropy.json/.md (cross_entropy_<device>_smoke.*
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from harness import run_info, timed_ms, write_result
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_attention import timed_ms  # noqa: E402
-
-from fastpretrain.ops import linear_cross_entropy  # noqa: E402
+from fastpretrain.ops import linear_cross_entropy
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {  # name: (N rows, D, V)
@@ -72,23 +68,16 @@ def main() -> None:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     cases = SMOKE if args.smoke else CASES
     rows = [r for name, shape in cases.items() for r in bench(name, *shape, device, dtype, args.repeats)]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    result = {"device": name, "torch": torch.__version__, "dtype": str(dtype), "command": " ".join(sys.argv),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "rows": rows}  # fmt: skip
-    lines = [f"# Fused linear + cross-entropy on {name} (torch {torch.__version__}, {result['date']}, {dtype})", "",
+    result = {**run_info(device), "dtype": str(dtype), "rows": rows}
+    versions = ", ".join(f"{k} {v}" for k, v in result["versions"].items())
+    lines = [f"# Fused linear + cross-entropy on {result['device']} ({versions}, {result['date']}, {dtype})", "",
              "| case | candidate | fwd ms | fwd+bwd ms | fwd+bwd peak MiB | |loss - eager| |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         lines.append(f"| {r['case']} | {r['candidate']} | {r['fwd_ms']:.3f} | {r['fwd_bwd_ms']:.3f} | "
                      f"{r.get('fwd_bwd_peak_mib', float('nan')):.0f} | {r['loss_diff']:.2g} |")  # fmt: skip
-    table = "\n".join(lines) + "\n"
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"cross_entropy_{device.type}_smoke" if args.smoke else "cross_entropy"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{stem}.md").write_text(table)
+    write_result(args.out, stem, result, "\n".join(lines))
 
 
 if __name__ == "__main__":

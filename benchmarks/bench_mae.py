@@ -16,12 +16,11 @@ Writes benchmarks/results/mae_step.json/.md (mae_step_<device>_smoke.* for --smo
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
-from harness import run_info, time_steps
+from harness import run_info, time_steps, write_result
 
 from fastpretrain.models.mae import MAE, mae_config_from_hf, mae_from_hf
 
@@ -112,13 +111,7 @@ def main() -> None:
         mem = f"{r['memory_vs_hf_sdpa']:.2f}x" if "memory_vs_hf_sdpa" in r else "-"
         lines.append(f"| {r['candidate']} | {r['step_ms']:.1f} | {r['images_per_s']:,.0f} | "
                      f"{r.get('vs_hf_sdpa', 0):.2f}x | {peak} | {mem} | {r['loss_diff_vs_hf']:.2g} |")  # fmt: skip
-    table = "\n".join(lines) + "\n"
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"mae_step_{device.type}_smoke" if args.smoke else "mae_step"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{stem}.md").write_text(table)
+    write_result(args.out, f"mae_step_{device.type}_smoke" if args.smoke else "mae_step", result, "\n".join(lines))
 
 
 if __name__ == "__main__":

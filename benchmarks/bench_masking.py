@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
-import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from harness import run_info, write_result
 
 from fastpretrain.ops import gather_visible, random_masking, unshuffle_tokens
 
@@ -201,24 +199,11 @@ def main() -> None:
     for r in rows:  # same-run ratios against MAE's eager code
         base = next(b for b in rows if b["case"] == r["case"] and b["pass"] == r["pass"] and b["op"] == "MAE eager")
         r["speedup_vs_eager"] = base["us"] / r["us"]
-    try:
-        import triton
-
-        triton_version = triton.__version__
-    except ImportError:
-        triton_version = None
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     keep = int(args.length * (1 - args.mask_ratio))
-    result = {
-        "device": device_name,
-        "torch": torch.__version__,
-        "triton": triton_version,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-        "config": {**vars(args), "dtype": str(dtype), "param_dtype": str(pdtype), "keep": keep},
-        "rows": rows,
-    }
-    lines = [f"# MAE masking on {device_name} (torch {torch.__version__}, triton {triton_version}, {result['date']})",
+    result = {**run_info(device), "config": {**vars(args), "dtype": str(dtype), "param_dtype": str(pdtype), "keep": keep},
+              "rows": rows}  # fmt: skip
+    versions = ", ".join(f"{k} {v}" for k, v in result["versions"].items())
+    lines = [f"# MAE masking on {result['device']} ({versions}, {result['date']})",
              f"`{result['command']}`: B={args.batch}, L={args.length}, keep={keep}, D={args.dim}, "
              f"Dd={args.decoder_dim}, activations {dtype}, params {pdtype}; floor = least bytes / "
              f"{args.copy_gbs:.0f} GB/s", "",
@@ -226,12 +211,7 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     lines += [f"| {r['case']} | {r['op']} | {r['pass']} | {r['us']:.1f} | {r['gb_per_s']:.1f} | {r['x_floor']:.2f} | "
               f"{r['speedup_vs_eager']:.2f}x | {r['peak_mib']:.0f} |" for r in rows]  # fmt: skip
-    table = "\n".join(lines)
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"masking_{device.type}.json").write_text(json.dumps(result, indent=1))
-    (out / f"masking_{device.type}.md").write_text(table + "\n")
+    write_result(args.out, f"masking_{device.type}", result, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import statistics
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from harness import write_result
 
 from fastpretrain.ops import sampled_softmax_loss, sampled_softmax_loss_reference
 
@@ -99,12 +99,7 @@ def main() -> None:
              f"`{result['command']}`: N={args.tokens}, D={args.dim}, V={args.vocab}, S={args.sampled}, {dtype}", "",
              "| op | pass | ms | peak MiB |", "|---|---|---|---|"]  # fmt: skip
     lines += [f"| {r['op']} | {r['pass']} | {r['ms']:.3f} | {r['peak_mib']:.0f} |" for r in rows]
-    table = "\n".join(lines)
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"sampled_logits_{device.type}.json").write_text(json.dumps(result, indent=1))
-    (out / f"sampled_logits_{device.type}.md").write_text(table + "\n")
+    write_result(args.out, f"sampled_logits_{device.type}", result, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""What the training-step benchmarks share: timing a step (bf16 autocast on CUDA, fused AdamW)
-and the run metadata (device, versions, date, command) every result file carries."""
+"""What the benchmarks share: timing a call or a training step (bf16 autocast on CUDA, fused
+AdamW), the run metadata (device, versions, date, command) every result carries, and writing the
+result as JSON + a markdown table."""
 
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import platform
 import statistics
 import sys
@@ -11,6 +14,24 @@ import time
 from collections.abc import Callable
 
 import torch
+
+from fastpretrain.atomic import atomic_write
+
+
+def timed_ms(fn: Callable, device: torch.device, repeats: int) -> float:
+    """Median ms of ``fn()`` after one warm-up call: triton's do_bench on CUDA, ``repeats`` timed
+    calls elsewhere."""
+    fn()
+    if device.type == "cuda":
+        import triton
+
+        return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
 
 
 def time_steps(model: torch.nn.Module, loss_fn: Callable, device: torch.device, steps: int, warmup: int) -> dict:
@@ -58,3 +79,12 @@ def run_info(device: torch.device) -> dict:
     )
     return {"device": name, "versions": versions, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join(["python", *sys.argv])}  # fmt: skip
+
+
+def write_result(out_dir: str | os.PathLike, stem: str, result: dict, table: str) -> None:
+    """Print ``table`` and write ``<stem>.json`` and ``<stem>.md`` into ``out_dir``, each atomically."""
+    print(table)
+    with atomic_write(os.path.join(out_dir, f"{stem}.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with atomic_write(os.path.join(out_dir, f"{stem}.md"), "w") as f:
+        f.write(table if table.endswith("\n") else table + "\n")

@@ -15,7 +15,6 @@ the same batches. Writes benchmarks/results/quality_bert[_<label>].json/.md.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
 import time
@@ -23,7 +22,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from harness import run_info
+from harness import run_info, write_result
 from hf_bert import twin_models
 
 from fastpretrain.data import (
@@ -108,13 +107,7 @@ def main() -> None:
         **{k: v for k, v in vars(args).items() if k not in ("out", "cache_dir")}, "vocab": vocab_source,
         "steps": steps, "train_examples": len(train), "heldout_examples": len(heldout), "mean_length": float(train.lengths().mean()),
         "config": vars(config)}, "rows": rows, "mlm_accuracy_gap_points": gap, "goal_met": gap >= -1.0}  # fmt: skip
-    table = markdown(result)
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "quality_bert" + (f"_{args.label}" if args.label else "")
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{stem}.md").write_text(table)
+    write_result(args.out, "quality_bert" + (f"_{args.label}" if args.label else ""), result, markdown(result))
 
 
 def markdown(result: dict) -> str:

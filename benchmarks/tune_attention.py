@@ -12,17 +12,14 @@ kernels/attention.py's ``_config`` by hand (with the measurement cited in the co
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
-import json
 import sys
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_attention import CASES, SMOKE, timed_ms  # noqa: E402
-from fastpretrain.kernels.attention import attention_backward, attention_forward  # noqa: E402
+from bench_attention import CASES, SMOKE
+from fastpretrain.kernels.attention import attention_backward, attention_forward
+from harness import run_info, timed_ms, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = {"BLOCK_M": (64, 128), "BLOCK_N": (32, 64, 128), "num_warps": (4, 8), "num_stages": (2, 3)}
@@ -85,24 +82,15 @@ def main() -> None:
     if args.cases:
         cases = [c for c in cases if any(s.strip() in c.name for s in args.cases.split(","))]
     rows = [tune_case(c, device, dtype, args.smoke, args.repeats) for c in cases]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    result = {"device": name, "torch": torch.__version__, "dtype": str(dtype), "command": " ".join(sys.argv),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "rows": rows}  # fmt: skip
-    lines = [f"# Attention block sizes on {name} ({result['date']}, {dtype})", "",
+    result = {**run_info(device), "dtype": str(dtype), "rows": rows}
+    lines = [f"# Attention block sizes on {result['device']} ({result['date']}, {dtype})", "",
              "| case | pass | default ms | best ms | best config |", "|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         for pss in ("fwd", "bwd"):
             b = r["best"][pss]
             cfg = ", ".join(f"{k}={b[k]}" for k in GRID)
             lines.append(f"| {r['case']} | {pss} | {r[f'default_{pss}_ms']:.3f} | {b['ms']:.3f} | {cfg} |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "attention_tuning_smoke" if args.smoke else "attention_tuning"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{stem}.md").write_text(table)
+    write_result(args.out, "attention_tuning_smoke" if args.smoke else "attention_tuning", result, "\n".join(lines))
 
 
 if __name__ == "__main__":
