@@ -8,9 +8,12 @@ run, bf16 autocast, fused AdamW, at equal batch, on a real length distribution.
 
 Lengths: the examples our builder makes from ``--corpus`` (Google's recipe: mostly near max_len,
 10% shorter targets, document ends), else uniform in [S/2, S]. Tokens/s counts real tokens only;
-peak memory is ``torch.cuda.max_memory_allocated`` over the timed steps. Every model starts from
-the same weights; before timing, each one's eval-mode loss on the batch is compared with HF's.
-Writes benchmarks/results/bert_step.json/.md (bert_step_<device>_smoke.* for --smoke).
+peak memory is ``torch.cuda.max_memory_allocated`` over the timed steps, with only that candidate
+on the GPU. Every model starts from the same weights; before timing, each one's eval-mode loss on
+the batch, in the timed dtype, is checked against HF's (``valid``; see ``harness.LOSS_RTOL``); invalid rows
+keep their timing but get no vs-HF ratio. A compiled candidate is checked on its eager model.
+Writes benchmarks/results/bert_step.json/.md (bert_step_<device>_smoke.* for --smoke), rewritten
+after every row; a candidate that fails (out of memory, a compile error) is an error row.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness import run_info, time_steps, write_result
+from harness import LOSS_RTOL, Results, add_ratios, loss_check, run_info, step_dtype, time_steps
 from hf_bert import twin_models
 
 from fastpretrain.data import BertExamples, MlmMasking, collate_packed, collate_padded, load_wordpiece
@@ -29,7 +32,6 @@ from fastpretrain.models import BertConfig
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 30522
 ANCHOR = "HF sdpa 306,851 tok/s at B=64 S=512 full-length (../shared/BENCHMARKS.md, H100, torch 2.11)"
-
 
 def examples(args, seq: int, rng: np.random.Generator) -> list[dict]:
     """B examples of at most ``seq`` tokens: built from the corpus, or random ids of lengths U[S/2, S]
@@ -53,63 +55,65 @@ def examples(args, seq: int, rng: np.random.Generator) -> list[dict]:
     return out
 
 
-def bench_seq(args, seq: int, device: torch.device) -> list[dict]:
-    rng = np.random.default_rng(args.seed)
-    items = examples(args, seq, rng)
+
+
+
+
+def measure(name: str, config: BertConfig, packed: dict, padded: dict, device: torch.device, args) -> dict:
+    """Check one candidate's loss against HF's (same weights, eval mode), then time its training step."""
+    ours, hf = twin_models(config, args.seed)
+    batch = packed if name.startswith("ours") else padded
+    dtype = step_dtype(device)
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        loss_hf = hf.to(device).eval()(**padded)["loss"].item()
+        if name.startswith("ours"):
+            hf.cpu()  # off the GPU before timing, so peak memory is the candidate's alone
+        model = (ours if name.startswith("ours") else hf).to(device)
+        loss = model.eval()(**batch)["loss"].item()
+    del ours, hf
+    forward = torch.compile(model) if name.endswith("compile") else model
+    timing = time_steps(model, lambda: forward(**batch)["loss"], device, args.steps, args.warmup)
+    tokens = int(packed["input_ids"].numel())
+    return {"real_tokens": tokens, "padded_tokens": int(padded["input_ids"].numel()),
+            "check_dtype": str(dtype).removeprefix("torch."), **loss_check(loss, loss_hf, dtype), **timing,
+            "tokens_per_s": tokens / timing["step_ms"] * 1e3}  # fmt: skip
+
+
+
+
+def bench_seq(args, seq: int, device: torch.device, results: Results) -> None:
+    """One row per candidate at length ``seq``, written as it is measured."""
+    items = examples(args, seq, np.random.default_rng(args.seed))
     packed = {k: v.to(device) if torch.is_tensor(v) else v for k, v in collate_packed(items).items()}
     padded = {k: v.to(device) for k, v in collate_padded(items).items()}
-    tokens = int(packed["input_ids"].numel())
     config = BertConfig.from_size(args.size, vocab_size=args.vocab_size)
-    candidates = [("ours", False, packed), ("hf sdpa", False, padded)]
-    if args.compile:
-        candidates += [("ours + compile", True, packed), ("hf sdpa + compile", True, padded)]
-    rows = []
-    for name, compiled, batch in candidates:
-        ours, hf = twin_models(config, args.seed)
-        with torch.no_grad():  # same weights, dropout off: the losses must agree
-            loss_hf = hf.to(device).eval()(**padded)["loss"].item()
-            if name.startswith("ours"):
-                hf.cpu()  # off the GPU before timing, so peak memory is the candidate's alone
-            model = (ours if name.startswith("ours") else hf).to(device)
-            loss = model.eval()(**batch)["loss"].item()
-        del ours, hf
-        try:
-            forward = torch.compile(model) if compiled else model
-            timing = time_steps(model, lambda forward=forward, batch=batch: forward(**batch)["loss"], device, args.steps, args.warmup)
-        except torch.cuda.OutOfMemoryError:
-            timing = None
-        del model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        if timing is None:
-            rows.append({"seq": seq, "candidate": name, "error": "out of memory"})
-            continue
-        rows.append({"seq": seq, "batch": args.batch, "candidate": name, "real_tokens": tokens,
-                     "padded_tokens": int(padded["input_ids"].numel()), **timing,
-                     "tokens_per_s": tokens / timing["step_ms"] * 1e3, "loss_diff_vs_hf": abs(loss - loss_hf)})  # fmt: skip
-    base = next((r for r in rows if r["candidate"] == "hf sdpa" and "error" not in r), None)
-    for r in rows:
-        if base is not None and "error" not in r:
-            r["vs_hf_sdpa"] = r["tokens_per_s"] / base["tokens_per_s"]
-            if r["peak_gib"] is not None:
-                r["memory_vs_hf_sdpa"] = r["peak_gib"] / base["peak_gib"]
-    return rows
+    names = ["ours", "hf sdpa"] + (["ours + compile", "hf sdpa + compile"] if args.compile else [])
+    for name in names:
+        results.attempt({"seq": seq, "batch": args.batch, "candidate": name},
+                        lambda name=name: measure(name, config, packed, padded, device, args))  # fmt: skip
+        add_ratios([r for r in results.rows if r["seq"] == seq], "tokens_per_s")
+        results.write()
 
 
 def markdown(result: dict) -> str:
-    lines = [f"# BERT-{result['size']} MLM + NSP training step on {result['device']} ({result['date']})",
-             f"`{result['command']}`; {', '.join(f'{k} {v}' for k, v in result['versions'].items())}; lengths: {result['lengths']}; anchor: {ANCHOR}.", "",
+    lines = [f"# BERT-{result['size']} MLM + NSP training step on {result['device']} ({result['date']}, "
+             f"commit {result['commit']})",
+             f"`{result['command']}`; {', '.join(f'{k} {v}' for k, v in result['versions'].items())}; "
+             f"lengths: {result['lengths']}; anchor: {ANCHOR}."
+             + ("" if result["complete"] else " INCOMPLETE (run stopped early)."), "",
              "| S | B | candidate | real tokens (padded) | step ms | tokens/s | vs HF sdpa | peak GiB | memory vs HF | loss diff vs HF |",
              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in result["rows"]:
         if "error" in r:
-            lines.append(f"| {r['seq']} | | {r['candidate']} | {r['error']} | | | | | | |")
+            lines.append(f"| {r['seq']} | {r['batch']} | {r['candidate']} | error: {r['error']} | | | | | | |")
             continue
         peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "-"
+        ratio = f"{r['vs_hf_sdpa']:.2f}x" if "vs_hf_sdpa" in r else "-"
         mem = f"{r['memory_vs_hf_sdpa']:.2f}x" if "memory_vs_hf_sdpa" in r else "-"
-        lines.append(f"| {r['seq']} | {r['batch']} | {r['candidate']} | {r['real_tokens']:,} ({r['padded_tokens']:,}) | "
-                     f"{r['step_ms']:.1f} | {r['tokens_per_s']:,.0f} | {r.get('vs_hf_sdpa', 0):.2f}x | {peak} | {mem} | "
-                     f"{r['loss_diff_vs_hf']:.2g} |")  # fmt: skip
+        diff = f"{r['max_err']['loss']:.2g}" + ("" if r["valid"] else " INVALID")
+        tokens = f"{r['real_tokens']:,} ({r['padded_tokens']:,})"
+        lines.append(f"| {r['seq']} | {r['batch']} | {r['candidate']} | {tokens} | {r['step_ms']:.1f} | "
+                     f"{r['tokens_per_s']:,.0f} | {ratio} | {peak} | {mem} | {diff} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -137,11 +141,13 @@ def main() -> None:
         args.vocab_size = load_wordpiece(args.vocab).get_vocab_size()
     if args.smoke:
         args.size, args.seqs, args.batch, args.steps, args.warmup, args.vocab_size = "tiny", "32", 4, 2, 1, 500
-    rows = [row for seq in (int(s) for s in args.seqs.split(",")) for row in bench_seq(args, seq, device)]
-    info = run_info(device)
     lengths = f"examples built from {args.corpus}" if args.corpus else "uniform in [S/2, S]"
-    result = {**info, "size": args.size, "lengths": lengths, "vocab_size": args.vocab_size, "rows": rows}
-    write_result(args.out, f"bert_step_{device.type}_smoke" if args.smoke else "bert_step", result, markdown(result))
+    meta = {**run_info(device), "size": args.size, "lengths": lengths, "vocab_size": args.vocab_size,
+            "loss_rtol": LOSS_RTOL[step_dtype(device)]}  # fmt: skip
+    results = Results(args.out, f"bert_step_{device.type}_smoke" if args.smoke else "bert_step", meta, markdown)
+    for seq in (int(s) for s in args.seqs.split(",")):
+        bench_seq(args, seq, device, results)
+    results.finish()
 
 
 if __name__ == "__main__":

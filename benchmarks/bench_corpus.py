@@ -9,14 +9,13 @@ before subsampling (as word2vec.c does), pairs/s the (center, context) pairs mad
 one per center). Window 5, sample 1e-3, skip-gram with negative 0 and 5 for every worker count,
 plus one CBOW row. The NumPy version draws from the same distributions: keep mask, sentences of
 at most 1000 kept words cut at line ends, reach ~ U[1, window], negatives from the engine's
-unigram^0.75 alias table. Writes benchmarks/results/corpus_cpu-<cores>c.json/.md.
+unigram^0.75 alias table. Writes benchmarks/results/corpus_cpu-<cores>c.json/.md, rewritten after
+every row (``complete: false`` until the summary is in); a row that fails is an error row.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import platform
 import statistics
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from harness import Results, run_info
 
 from fastpretrain import _C
 from fastpretrain.data import Corpus, Word2VecBatches
@@ -89,19 +89,27 @@ def time_numpy(corpus, args, negative):
     return n, statistics.median(times)
 
 
-def row(engine, workers, mode, negative, n, seconds, words):
-    return {"engine": engine, "workers": workers, "mode": mode, "negative": negative, "words_per_s": words / seconds,
-            "pairs_per_s": n / seconds, "seconds_median": seconds, "pairs_per_word": n / words}  # fmt: skip
+def measure(corpus, args, engine, workers, mode, negative) -> dict:
+    """One row's speeds: epochs of the C++ engine or of the NumPy version (skip-gram only)."""
+    if engine == "c++":
+        n, seconds = time_engine(corpus, args, workers, int(mode == "skipgram"), negative)
+    else:
+        n, seconds = time_numpy(corpus, args, negative)
+    words = corpus.n_words
+    return {"words_per_s": words / seconds, "pairs_per_s": n / seconds, "seconds_median": seconds,
+            "pairs_per_word": n / words}  # fmt: skip
 
 
 def summarise(rows, fewest):
     """Per-thread words/s (from the row with the fewest workers), speed-ups over NumPy, and the
-    pairs-per-word check that both sides sample the same thing."""
+    pairs-per-word check that both sides sample the same thing; None when a row they need failed."""
 
     def pick(engine, neg, workers=None):
         return [x for x in rows if x["engine"] == engine and x["mode"] == "skipgram" and x["negative"] == neg
-                and workers in (None, x["workers"])]  # fmt: skip
+                and workers in (None, x["workers"]) and "error" not in x]  # fmt: skip
 
+    if not all(pick(engine, neg, workers) for engine, workers in (("numpy", None), ("c++", fewest)) for neg in (0, 5)):
+        return None
     ratios = {}
     for neg in (0, 5):
         numpy_wps = pick("numpy", neg)[0]["words_per_s"]
@@ -114,6 +122,14 @@ def summarise(rows, fewest):
     return ratios
 
 
+def targets(ratios):
+    """The issue's targets, for pairs alone and with negatives drawn by the engine."""
+    per_thread = {f">= 5M words/s per thread, negative {n}": ratios[f"per_thread_words_per_s_neg{n}"] >= 5e6
+                  for n in (0, 5)}  # fmt: skip
+    vs_numpy = {f">= 10x NumPy (best C++), negative {n}": ratios[f"best_vs_numpy_neg{n}"] >= 10 for n in (0, 5)}
+    return {**per_thread, **vs_numpy}
+
+
 def cpu_name():
     """platform.processor(), which is empty on Linux, else the model name in /proc/cpuinfo."""
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
@@ -121,32 +137,42 @@ def cpu_name():
     return platform.processor() or (models[0].split(":", 1)[1].strip() if models else platform.machine())
 
 
-def report(result, args):
-    """The markdown table and target checks."""
-    r = result["ratios"]
+def report(result):
+    """The markdown table and, once the run is complete, the target checks."""
+    c = result["config"]
     lines = [
-        f"# word2vec corpus engine, {result['machine']['cpu']} ({result['machine']['cores']} cores), {result['date']}",
+        f"# word2vec corpus engine, {result['machine']['cpu']} ({result['machine']['cores']} cores), {result['date']}, "
+        f"commit {result['commit']}",
         f"`{result['command']}`: {result['corpus']['tokens']:,} tokens, vocab {result['corpus']['vocab']:,}, "
-        f"window {args.window}, sample {args.sample:g}, batch {args.batch_size}; median of {args.repeats} epochs; "
-        f"numpy {result['numpy']}, torch {result['torch']}, python {result['python']}",
+        f"window {c['window']}, sample {c['sample']:g}, batch {c['batch_size']}; median of {c['repeats']} epochs; "
+        f"numpy {result['numpy']}, torch {result['versions']['torch']}, python {result['python']}",
         "",
         "| engine | workers | mode | negative | M words/s | M pairs/s | pairs/word | s/epoch |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for x in result["rows"]:
-        lines.append(f"| {x['engine']} | {x['workers']} | {x['mode']} | {x['negative']} | "
-                     f"{x['words_per_s'] / 1e6:.2f} | {x['pairs_per_s'] / 1e6:.2f} | {x['pairs_per_word']:.3f} | "
-                     f"{x['seconds_median']:.2f} |")  # fmt: skip
+        head = f"| {x['engine']} | {x['workers']} | {x['mode']} | {x['negative']} |"
+        if "error" in x:
+            lines.append(f"{head} error: {x['error']} | | | |")
+            continue
+        lines.append(f"{head} {x['words_per_s'] / 1e6:.2f} | {x['pairs_per_s'] / 1e6:.2f} | "
+                     f"{x['pairs_per_word']:.3f} | {x['seconds_median']:.2f} |")  # fmt: skip
     lines += ["", "CBOW pairs/s counts examples (one per center).", ""]
-    for neg in (0, 5):
-        lines.append(f"- negative {neg}: C++ per thread {r[f'per_thread_words_per_s_neg{neg}'] / 1e6:.2f} M words/s; "
-                     f"C++ best / NumPy {r[f'best_vs_numpy_neg{neg}']:.1f}x (1 worker / NumPy "
-                     f"{r[f'one_worker_vs_numpy_neg{neg}']:.1f}x)")  # fmt: skip
-    lines.append(f"- sanity: NumPy vs C++ pairs per word differ by {r['pairs_per_word_rel_diff']:.2%} (limit 2%): "
-                 f"{'ok' if r['pairs_per_word_rel_diff'] < 0.02 else 'MISMATCH'}")  # fmt: skip
-    for name, met in result["targets"].items():
-        lines.append(f"- target {name}: {'met' if met else 'NOT met'}")
-    return "\n".join(lines)
+    r = result.get("ratios")
+    if not result["complete"]:
+        lines.append("INCOMPLETE (run stopped early): no summary.")
+    elif r is None:
+        lines.append("No summary: a row it needs failed.")
+    else:
+        for neg in (0, 5):
+            lines.append(f"- negative {neg}: C++ per thread {r[f'per_thread_words_per_s_neg{neg}'] / 1e6:.2f} M "
+                         f"words/s; C++ best / NumPy {r[f'best_vs_numpy_neg{neg}']:.1f}x (1 worker / NumPy "
+                         f"{r[f'one_worker_vs_numpy_neg{neg}']:.1f}x)")  # fmt: skip
+        lines.append(f"- sanity: NumPy vs C++ pairs per word differ by {r['pairs_per_word_rel_diff']:.2%} (limit 2%): "
+                     f"{'ok' if r['pairs_per_word_rel_diff'] < 0.02 else 'MISMATCH'}")  # fmt: skip
+        for name, met in result["targets"].items():
+            lines.append(f"- target {name}: {'met' if met else 'NOT met'}")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -164,46 +190,27 @@ def main() -> None:
         return
     workers = sorted({int(w) for w in args.workers.split(",")})
     corpus = Corpus.build(args.corpus, min_count=5)
-    words = corpus.n_words
-
-    rows = []
-    for w in workers:
-        for neg in (0, 5):
-            print(f"c++ skipgram workers={w} negative={neg}", file=sys.stderr)
-            rows.append(row("c++", w, "skipgram", neg, *time_engine(corpus, args, w, 1, neg), words))
-    print(f"c++ cbow workers={workers[-1]} negative=5", file=sys.stderr)
-    rows.append(row("c++", workers[-1], "cbow", 5, *time_engine(corpus, args, workers[-1], 0, 5), words))
-    for neg in (0, 5):
-        print(f"numpy skipgram negative={neg}", file=sys.stderr)
-        rows.append(row("numpy", 1, "skipgram", neg, *time_numpy(corpus, args, neg), words))
-
-    ratios = summarise(rows, workers[0])
-    result = {
+    config = {"window": args.window, "sample": args.sample, "batch_size": args.batch_size, "repeats": args.repeats,
+              "numpy_chunk_tokens": CHUNK}  # fmt: skip
+    meta = {
+        **run_info(torch.device("cpu")),
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-        "corpus": {"path": args.corpus, "tokens": words, "vocab": len(corpus.vocab)},
-        "config": {"window": args.window, "sample": args.sample, "batch_size": args.batch_size,
-                   "repeats": args.repeats, "numpy_chunk_tokens": CHUNK},  # fmt: skip
-        "rows": rows,
-        "ratios": ratios,
-        "targets": {  # the issue's targets, for pairs alone and with negatives drawn by the engine
-            **{f">= 5M words/s per thread, negative {n}": ratios[f"per_thread_words_per_s_neg{n}"] >= 5e6
-               for n in (0, 5)},
-            **{f">= 10x NumPy (best C++), negative {n}": ratios[f"best_vs_numpy_neg{n}"] >= 10 for n in (0, 5)},
-        },
+        "corpus": {"path": args.corpus, "tokens": corpus.n_words, "vocab": len(corpus.vocab)},
+        "config": config,
     }
-    table = report(result, args)
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = f"corpus_cpu-{os.cpu_count()}c"
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{name}.md").write_text(table + "\n")
-    print(f"wrote {out / name}.json and .md", file=sys.stderr)
+    results = Results(args.out, f"corpus_cpu-{os.cpu_count()}c", meta, report)
+    runs = [("c++", w, "skipgram", neg) for w in workers for neg in (0, 5)] + [("c++", workers[-1], "cbow", 5)]
+    runs += [("numpy", 1, "skipgram", neg) for neg in (0, 5)]
+    for engine, w, mode, neg in runs:
+        print(f"{engine} {mode} workers={w} negative={neg}", file=sys.stderr)
+        row = {"engine": engine, "workers": w, "mode": mode, "negative": neg}
+        results.attempt(row, lambda row=row: measure(corpus, args, **row))
+    ratios = summarise(results.rows, workers[0])
+    results.result.update(ratios=ratios, targets=targets(ratios) if ratios else None)
+    results.finish()
+    print(f"wrote {Path(args.out) / results.stem}.json and .md", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -5,23 +5,24 @@ the CPU; this says how far the reference path is from gensim's Cython loops.
     python benchmarks/bench_word2vec_cpu.py                      # the default corpus (wiki206)
     python benchmarks/bench_word2vec_cpu.py --corpus ../shared/data/corpus20m.txt.xz --max-words 2000000
 
-Writes benchmarks/results/word2vec_cpu.json/.md: words/s (words read, before subsampling) and
-WordSim-353 Spearman for each method.
+Writes benchmarks/results/word2vec_cpu.json/.md: words/s and WordSim-353 Spearman for each method
+and engine, one row written as soon as it is measured (``complete: false`` until the last); a run
+that fails is an error row and the others still run. words/s times training alone on both sides:
+gensim's ``train()`` after its ``build_vocab()`` scan, ours ``fit()`` on a corpus encoded
+beforehand; both count in-vocabulary words (min_count kept, before subsampling) x epochs.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
+from harness import Results, run_info
 
 from fastpretrain.data import Corpus, cache_root, resolve_corpus
 from fastpretrain.eval import evaluate_word_pairs
@@ -30,6 +31,7 @@ from fastpretrain.models import KeyedVectors, Word2Vec
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {"CBOW k5": dict(sg=0, hs=0, negative=5), "skip-gram k5": dict(sg=1, hs=0, negative=5),
            "skip-gram HS": dict(sg=1, hs=1, negative=0)}  # fmt: skip
+ENGINES = ("gensim", "ours")
 
 
 def text8_prefix(path: Path, max_words: int | None, out: Path) -> Path:
@@ -43,24 +45,68 @@ def text8_prefix(path: Path, max_words: int | None, out: Path) -> Path:
     return out
 
 
-def gensim_run(path: Path, config: dict, args) -> tuple[float, KeyedVectors]:
+def speed(words: int, seconds: float) -> dict:
+    return {"words": words, "train_seconds": seconds, "words_per_s": words / seconds}
+
+
+def gensim_run(path: Path, config: dict, args) -> tuple[dict, KeyedVectors]:
+    """The speed of gensim's train() alone (its vocabulary scan comes first, untimed) and its vectors."""
     from gensim.models import Word2Vec as GensimWord2Vec
     from gensim.models.word2vec import LineSentence
 
+    model = GensimWord2Vec(vector_size=args.vector_size, window=5, min_count=5, sample=1e-3, epochs=args.epochs,
+                           workers=args.workers, seed=1, **config)  # fmt: skip
+    model.build_vocab(LineSentence(str(path)))
     start = time.perf_counter()
-    model = GensimWord2Vec(LineSentence(str(path)), vector_size=args.vector_size, window=5, min_count=5,
-                           sample=1e-3, epochs=args.epochs, workers=args.workers, seed=1, **config)  # fmt: skip
+    model.train(LineSentence(str(path)), total_examples=model.corpus_count, epochs=args.epochs)
     seconds = time.perf_counter() - start
+    in_vocab = int(sum(model.wv.get_vecattr(w, "count") for w in model.wv.index_to_key))
     kv = KeyedVectors(list(model.wv.index_to_key), torch.from_numpy(model.wv.vectors.copy()))
-    return model.corpus_total_words * args.epochs / seconds, kv
+    return speed(in_vocab * args.epochs, seconds), kv
 
 
-def ours_run(path: Path, config: dict, args) -> tuple[float, KeyedVectors]:
-    corpus = Corpus.build(path, min_count=5, progress=False)  # encoded once, outside the timing
+def ours_run(path: Path, config: dict, args) -> tuple[dict, KeyedVectors]:
+    """The speed of our fit() alone (the corpus is encoded first, untimed) and our vectors."""
+    corpus = Corpus.build(path, min_count=5, progress=False)
     model = Word2Vec(vector_size=args.vector_size, window=5, min_count=5, sample=1e-3, epochs=args.epochs,
                      workers=args.workers, seed=1, device="cpu", **config)  # fmt: skip
     model.fit(corpus, progress=False)
-    return model.words_per_second, model.wv
+    words = corpus.n_words * args.epochs
+    return speed(words, words / model.words_per_second), model.wv
+
+
+def measure(run, path: Path, config: dict, args, wordsim: str) -> dict:
+    timing, kv = run(path, config, args)
+    return {**timing, "wordsim353": evaluate_word_pairs(kv, wordsim)["spearman"]}
+
+
+def cell(row: dict | None, key: str, scale: float = 1.0) -> str:
+    """A table cell: the row's value; blank for a row not measured (yet) or failed, whose error
+    goes in its words/s cell."""
+    if row is None or ("error" in row and key != "words_per_s"):
+        return ""
+    return f"error: {row['error']}" if "error" in row else f"{row[key] / scale:.3f}"
+
+
+def markdown(result: dict) -> str:
+    c = result["config"]
+    lines = [f"# word2vec on the CPU, ours (reference path) vs gensim, {result['device']}, {result['date']}, "
+             f"commit {result['commit']}",
+             f"`{result['command']}`: d={c['vector_size']}, window 5, min_count 5, sample 1e-3, "
+             f"{c['epochs']} epoch(s), {c['workers']} workers, torch {result['versions']['torch']}"
+             + ("" if result["complete"] else "; INCOMPLETE"),
+             "", "| method | gensim M words/s | ours M words/s | ours / gensim | WordSim-353 gensim | ours |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name in METHODS:
+        gensim, ours = (next((r for r in result["rows"] if (r["method"], r["engine"]) == (name, e)), None)
+                        for e in ENGINES)  # fmt: skip
+        if gensim is None and ours is None:
+            continue
+        measured = all(r is not None and "error" not in r for r in (gensim, ours))
+        ratio = f"{ours['words_per_s'] / gensim['words_per_s']:.2f}x" if measured else ""
+        lines.append(f"| {name} | {cell(gensim, 'words_per_s', 1e6)} | {cell(ours, 'words_per_s', 1e6)} | {ratio} | "
+                     f"{cell(gensim, 'wordsim353')} | {cell(ours, 'wordsim353')} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -79,36 +125,15 @@ def main() -> None:
     source = resolve_corpus(args.corpus, cache_root())
     path = text8_prefix(Path(source), args.max_words, cache_root() / "bench_word2vec_cpu.txt")
     torch.set_num_threads(args.workers)
-    rows = []
-    for (name, config), (engine, run) in itertools.product(METHODS.items(), [("gensim", gensim_run), ("ours", ours_run)]):
-        words_per_s, kv = run(path, config, args)
-        rho = evaluate_word_pairs(kv, datapath("wordsim353.tsv"))["spearman"]
-        rows.append({"method": name, "engine": engine, "words_per_s": words_per_s, "wordsim353": rho})
-        print(f"{name:<14} {engine:<7} {words_per_s / 1e6:6.3f} M words/s  WordSim-353 {rho:.3f}", file=sys.stderr)
-    result = {
-        "machine": f"{platform.machine()} ({os.cpu_count()} cores)",
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-        "config": {**vars(args), "corpus_file": str(path)},
-        "rows": rows,
-    }
-    lines = [f"# word2vec on the CPU, ours (reference path) vs gensim, {result['machine']}, {result['date']}",
-             f"`{result['command']}`: d={args.vector_size}, window 5, min_count 5, sample 1e-3, "
-             f"{args.epochs} epoch(s), {args.workers} workers, torch {result['torch']}", "",
-             "| method | gensim M words/s | ours M words/s | ours / gensim | WordSim-353 gensim | ours |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for name in METHODS:
-        g, o = (next(r for r in rows if r["method"] == name and r["engine"] == e) for e in ("gensim", "ours"))
-        lines.append(f"| {name} | {g['words_per_s'] / 1e6:.3f} | {o['words_per_s'] / 1e6:.3f} | "
-                     f"{o['words_per_s'] / g['words_per_s']:.2f}x | {g['wordsim353']:.3f} | {o['wordsim353']:.3f} |")  # fmt: skip
-    table = "\n".join(lines)
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "word2vec_cpu.json").write_text(json.dumps(result, indent=1))
-    (out / "word2vec_cpu.md").write_text(table + "\n")
+    config = {**vars(args), "corpus_file": str(path)}
+    wordsim = datapath("wordsim353.tsv")
+    results = Results(args.out, "word2vec_cpu", {**run_info(torch.device("cpu")), "config": config}, markdown)
+    for (name, method), engine in itertools.product(METHODS.items(), ENGINES):
+        run = gensim_run if engine == "gensim" else ours_run
+        row = {"method": name, "engine": engine}
+        timed = lambda run=run, method=method: measure(run, path, method, args, wordsim)
+        print(results.attempt(row, timed), file=sys.stderr)
+    results.finish()
 
 
 if __name__ == "__main__":

@@ -10,25 +10,22 @@ The model is ``mae_vit_fashion_mnist`` (28 x 28 grey, 4 x 4 patches -> 49 tokens
 crop 0.2-1, flip) and mask ratio 0.75 through the Trainer for ``--steps`` steps. Then features of
 ``--probe-train`` training images and ``--probe-test`` held-out test images (both pools: cls token,
 patch mean) go through the linear probe (L-BFGS logistic regression) and weighted kNN (k=20).
-Results: benchmarks/results/quality_mae<tag>.json and .md.
+Results: benchmarks/results/quality_mae<tag>.json and .md, rewritten after pre-training and after
+every probe row (``complete: false`` until the last); a stage that fails is an error row.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
-import sys
+import functools
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from harness import Results, run_info
 from torch.utils.data import DataLoader, Subset
 
-from fastpretrain.atomic import atomic_write
 from fastpretrain.data.images import FASHION_MNIST_MEAN, FASHION_MNIST_STD, RandomResizedCropFlip, Resize, fashion_mnist
 from fastpretrain.eval.probe import evaluate_features
 from fastpretrain.models.mae import mae_vit_fashion_mnist
@@ -57,6 +54,43 @@ def features(encoder, data, device, batch_size: int = 512) -> dict[str, tuple[to
     return {k: (torch.cat(v), y) for k, v in out.items()}
 
 
+def pretrain(model, train_aug, args, device) -> dict:
+    """MAE pre-training through the Trainer: steps, images, epochs, seconds, first and last loss."""
+    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, args.steps // 20)
+    config = TrainConfig(out_dir=tempfile.mkdtemp(prefix="quality_mae-"), steps=args.steps, batch_size=args.batch_size,
+                         lr=args.lr, min_lr=args.lr / 100, weight_decay=0.05, warmup_steps=warmup, seed=args.seed,
+                         log_every=max(1, args.steps // 20), ckpt_every=args.steps, device=str(device))  # fmt: skip
+    start = time.perf_counter()
+    history = Trainer(model, train_aug, config).fit()
+    return {"steps": args.steps, "batch_size": args.batch_size, "images_seen": args.steps * args.batch_size,
+            "epochs": args.steps * args.batch_size / len(train_aug), "lr": args.lr, "warmup_steps": warmup,
+            "seconds": round(time.perf_counter() - start, 1), "first_loss": history[0]["loss"] if history else None,
+            "final_loss": history[-1]["loss"] if history else None}  # fmt: skip
+
+
+def markdown(result: dict) -> str:
+    pre = next((r for r in result["rows"] if r["stage"] == "pretrain"), None)
+    if pre is None:
+        pretrained = "Pre-training: not finished."
+    elif "error" in pre:
+        pretrained = f"Pre-training failed: {pre['error']}."
+    else:
+        pretrained = (f"Pre-training: {pre['steps']} steps x {pre['batch_size']} images ({pre['epochs']:.2f} "
+                      f"epochs) in {pre['seconds']:.0f} s, loss {pre['first_loss']:.3f} -> {pre['final_loss']:.3f}.")
+    probe = result["probe"]
+    lines = [f"# MAE quality on Fashion-MNIST{result['tag'].replace('_', ' ')}", "",
+             f"{result['device']}, torch {result['versions']['torch']}, {result['date']}, commit {result['commit']}; "
+             f"`{result['command']}`" + ("" if result["complete"] else "; INCOMPLETE (run stopped early)"), "",
+             f"{pretrained} Probes: {probe['train_images']} train / {probe['test_images']} held-out test images "
+             "(test split).", "", "| features | pool | linear probe | kNN (k=20) |", "|---|---|---|---|"]  # fmt: skip
+    for r in result["rows"]:
+        if r["stage"] != "probe":
+            continue
+        scores = f"error: {r['error']} | |" if "error" in r else f"{r['linear']:.2%} | {r['knn']:.2%} |"
+        lines.append(f"| {r['features']} | {r['pool']} | {scores}")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=5000, help="pre-training steps")
@@ -83,61 +117,35 @@ def main() -> None:
     torch.manual_seed(args.seed)
     random_init = mae_vit_fashion_mnist(mask_ratio=args.mask_ratio).to(device)  # same size, never trained
     train_aug = fashion_mnist("train", RandomResizedCropFlip(28, mean=mean, std=std))
-    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, args.steps // 20)
-    config = TrainConfig(out_dir=tempfile.mkdtemp(prefix="quality_mae-"), steps=args.steps, batch_size=args.batch_size,
-                         lr=args.lr, min_lr=args.lr / 100, weight_decay=0.05, warmup_steps=warmup, seed=args.seed,
-                         log_every=max(1, args.steps // 20), ckpt_every=args.steps, device=str(device))  # fmt: skip
-    start = time.perf_counter()
-    history = Trainer(model, train_aug, config).fit()
-    train_s = time.perf_counter() - start
-
     g = torch.Generator().manual_seed(args.seed)
     plain = Resize(28, mean, std)
-    train = fashion_mnist("train", plain)
-    test = fashion_mnist("test", plain)
+    train, test = fashion_mnist("train", plain), fashion_mnist("test", plain)
     train = Subset(train, torch.randperm(len(train), generator=g)[: args.probe_train].tolist())
     test = Subset(test, torch.randperm(len(test), generator=g)[: args.probe_test].tolist())
-    start = time.perf_counter()
-    results = {}
-    for name, encoder in (("mae", model.encoder.to(device)), ("random_init", random_init.encoder), ("raw_pixels", None)):
-        tr, te = features(encoder, train, device), features(encoder, test, device)
-        for pool in tr:
-            results[f"{name}/{pool}"] = evaluate_features(tr[pool], te[pool])
-            print(f"{name:<12} {pool:<6} linear {results[f'{name}/{pool}']['linear']:.2%}  "
-                  f"kNN {results[f'{name}/{pool}']['knn']:.2%}", flush=True)
-    eval_s = time.perf_counter() - start
+    what = "MAE pre-training on Fashion-MNIST, then frozen-feature linear probe / kNN vs random init and raw pixels"
+    meta = {**run_info(device), "tag": args.tag, "what": what,
+            "model": {"name": "mae_vit_fashion_mnist", **vars(model.config)},
+            "encoder_params": model.encoder.num_params(),
+            "probe": {"train_images": len(train), "test_images": len(test), "knn_k": 20}}  # fmt: skip
+    results = Results(args.out, f"quality_mae{args.tag}", meta, markdown)
 
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    report = {
-        "what": "MAE pre-training on Fashion-MNIST, then frozen-feature linear probe / kNN vs random init and raw pixels",
-        "device": gpu or f"CPU {platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)",
-        "torch": torch.__version__, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "model": {"name": "mae_vit_fashion_mnist", **{k: v for k, v in vars(model.config).items()}},
-        "encoder_params": model.encoder.num_params(),
-        "pretrain": {"steps": args.steps, "batch_size": args.batch_size, "images_seen": args.steps * args.batch_size,
-                     "epochs": args.steps * args.batch_size / len(train_aug), "lr": args.lr, "warmup_steps": warmup,
-                     "seconds": round(train_s, 1), "first_loss": history[0]["loss"] if history else None,
-                     "final_loss": history[-1]["loss"] if history else None},  # fmt: skip
-        "probe": {"train_images": len(train), "test_images": len(test), "knn_k": 20, "seconds": round(eval_s, 1)},
-        "results": results,
-    }
-    out = Path(args.out)
-    with atomic_write(out / f"quality_mae{args.tag}.json", "w") as f:
-        json.dump(report, f, indent=2)
-    pre = report["pretrain"]
-    lines = [f"# MAE quality on Fashion-MNIST{args.tag.replace('_', ' ')}", "",
-             f"{report['device']}, torch {report['torch']}, {report['date']}; `{report['command']}`", "",
-             f"Pre-training: {pre['steps']} steps x {pre['batch_size']} images ({pre['epochs']:.2f} epochs) in "
-             f"{pre['seconds']:.0f} s, loss {pre['first_loss']:.3f} -> {pre['final_loss']:.3f}. Probes: "
-             f"{len(train)} train / {len(test)} held-out test images (test split).", "",
-             "| features | pool | linear probe | kNN (k=20) |", "|---|---|---|---|"]  # fmt: skip
-    for key, r in results.items():
-        name, pool = key.split("/")
-        lines.append(f"| {name} | {pool} | {r['linear']:.2%} | {r['knn']:.2%} |")
-    with atomic_write(out / f"quality_mae{args.tag}.md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    pretrained = results.attempt({"stage": "pretrain"}, lambda: pretrain(model, train_aug, args, device))
+    encoders = {"mae": model.encoder.to(device), "random_init": random_init.encoder, "raw_pixels": None}
+    pools = {"mae": ("cls", "mean"), "random_init": ("cls", "mean"), "raw_pixels": ("pixels",)}
+
+    @functools.lru_cache(maxsize=1)  # one encoder's features at a time: its pools are probed in a row
+    def features_of(name: str) -> tuple[dict, dict]:
+        return features(encoders[name], train, device), features(encoders[name], test, device)
+
+    for name in encoders:
+        for pool in pools[name]:
+            row = {"stage": "probe", "features": name, "pool": pool}
+            if name == "mae" and "error" in pretrained:
+                results.add({**row, "error": "not probed: pre-training failed"})
+                continue
+            measure = lambda name=name, pool=pool: evaluate_features(*(f[pool] for f in features_of(name)))
+            print(results.attempt(row, measure), flush=True)
+    results.finish()
 
 
 if __name__ == "__main__":

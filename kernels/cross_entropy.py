@@ -14,6 +14,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import target
+
 INTERPRETER_CONFIG = {"BLOCK_N": 16, "BLOCK_V": 16, "BLOCK_D": 16, "num_warps": 4}
 GPU_CONFIG = {"BLOCK_N": 64, "BLOCK_V": 128, "BLOCK_D": 64, "num_warps": 8}
 
@@ -98,18 +100,18 @@ def _backward_kernel(H, W, B, T, LSE, G, DH, DW, DB, N, V, D, shn, swv,
 
 
 def _setup(hidden, weight):
-    cfg = dict(GPU_CONFIG if hidden.is_cuda else INTERPRETER_CONFIG)
+    cfg = dict(GPU_CONFIG if target.on_gpu(hidden) else INTERPRETER_CONFIG)
     cfg["PRECISION"] = "ieee" if hidden.dtype == torch.float32 else "tf32"
     hidden = hidden if hidden.stride(-1) == 1 else hidden.contiguous()
     weight = weight if weight.stride(-1) == 1 else weight.contiguous()
     return hidden, weight, cfg
 
 
-def _splits(n: int, v: int, cfg: dict, device: torch.device) -> int:
+def _splits(n: int, v: int, cfg: dict, hidden: torch.Tensor) -> int:
     """Vocabulary splits so that row blocks x splits fill the GPU (about 4 programs per SM)."""
-    if device.type != "cuda":
+    if not target.on_gpu(hidden):
         return 2 if v > cfg["BLOCK_V"] else 1  # the interpreter still exercises the merge
-    programs = 4 * torch.cuda.get_device_properties(device).multi_processor_count
+    programs = 4 * target.sm_count(hidden.device)
     return max(1, min(triton.cdiv(v, cfg["BLOCK_V"]), triton.cdiv(programs, triton.cdiv(n, cfg["BLOCK_N"]))))
 
 
@@ -117,7 +119,7 @@ def linear_cross_entropy_forward(hidden, weight, bias, targets):
     """(loss [N] fp32, lse [N] fp32); ignored rows (targets outside [0, V)) get lse as their loss."""
     hidden, weight, cfg = _setup(hidden, weight)
     (n, d), v = hidden.shape, weight.shape[0]
-    splits = _splits(n, v, cfg, hidden.device)
+    splits = _splits(n, v, cfg, hidden)
     v_per_split = triton.cdiv(triton.cdiv(v, splits), cfg["BLOCK_V"]) * cfg["BLOCK_V"]
     splits = triton.cdiv(v, v_per_split)
     m, s, z_t = (torch.empty(n, splits, device=hidden.device, dtype=torch.float32) for _ in range(3))

@@ -26,6 +26,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import target
+
 MAX_BLOCK_D = 256
 # Interpreter blocks are tiny so that tests on small shapes still span several row, feature and
 # batch blocks (and more than one batch split of the reductions).
@@ -170,7 +172,7 @@ def _unshuffle_backward_kernel(DO, IDS, DX, DTOKEN, DPOS, B, L, K, D, sgb, sgl, 
 
 def _config(t: torch.Tensor, dim: int) -> dict:
     """Block sizes: tiny in the interpreter; on the GPU BLOCK_D = next_power_of_2(D) capped at 256."""
-    base = GPU if t.is_cuda else INTERPRETER
+    base = GPU if target.on_gpu(t) else INTERPRETER
     cfg = dict(base)
     cfg["BLOCK_D"] = min(cfg.pop("MAX_D"), triton.next_power_of_2(dim))
     return cfg
@@ -183,9 +185,9 @@ def _splits(t: torch.Tensor, batch: int, row_blocks: int, d_blocks: int, block_b
     b_blocks = triton.cdiv(batch, block_b)
     if not reduce:
         return block_b
-    if t.is_cuda:
-        target = PROGRAMS_PER_SM * torch.cuda.get_device_properties(t.device).multi_processor_count
-        splits = min(b_blocks, max(1, triton.cdiv(target, row_blocks * d_blocks)))
+    if target.on_gpu(t):
+        programs = PROGRAMS_PER_SM * target.sm_count(t.device)
+        splits = min(b_blocks, max(1, triton.cdiv(programs, row_blocks * d_blocks)))
     else:
         splits = min(b_blocks, 2)
     return block_b * triton.cdiv(b_blocks, splits)

@@ -10,9 +10,10 @@ atomics. Few examples in flight matter for learning: thousands of concurrent upd
 from the same stale row of a frequent word make training diverge (seen with one group per program).
 """
 
-import torch
 import triton
 import triton.language as tl
+
+from . import target
 
 MAX_EXP = tl.constexpr(6.0)  # word2vec.c's clamp of the logit
 BLOCK_N = 4  # examples updated together (a power of two)
@@ -49,7 +50,7 @@ def _store_input_error(syn0, inputs, lengths, rows, mask_n, cols, mask_d, neu1e,
     tl.debug_barrier()  # the program's next group reads these rows
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["N"])  # one compile for every batch size (an epoch ends on an odd one)
 def _ns_kernel(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, N, D,
                C: tl.constexpr, K: tl.constexpr, CBOW_MEAN: tl.constexpr,
                BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
@@ -93,7 +94,7 @@ def _ns_group(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, N, D
     tl.store(loss + rows, total, mask=mask_n)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["N"])  # one compile for every batch size (an epoch ends on an odd one)
 def _hs_kernel(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, alpha, N, D, L,
                C: tl.constexpr, CBOW_MEAN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
     for group in range(tl.program_id(0), tl.cdiv(N, BLOCK_N), tl.num_programs(0)):
@@ -130,7 +131,7 @@ def _hs_group(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths,
     tl.store(loss + rows, total, mask=mask_n)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["N"])  # one compile for every batch size (an epoch ends on an odd one)
 def _shared_kernel(syn0, syn1, contexts, centers, negatives, loss, alpha, N, D,
                    C: tl.constexpr, K: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr,
                    BLOCK_D: tl.constexpr):  # fmt: skip
@@ -164,12 +165,12 @@ def _shared_kernel(syn0, syn1, contexts, centers, negatives, loss, alpha, N, D,
         tl.debug_barrier()  # the program's next center reads these rows
 
 
-def _grid(work, device, per_sm=2):
+def _grid(work, syn0, per_sm=2):
     """Programs for `work` units walked in turn: PROGRAMS, else `per_sm` per SM on a GPU (few
     examples in flight, as word2vec.c's threads), else one per unit in the interpreter."""
     programs = PROGRAMS
     if programs is None:
-        programs = per_sm * torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else work
+        programs = per_sm * target.sm_count(syn0.device) if target.on_gpu(syn0) else work
     return (max(1, min(work, programs)),)
 
 
@@ -182,9 +183,12 @@ def ns_update(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, cbow
     n, c = inputs.shape
     k = negatives.shape[1]
     d = syn0.shape[1]
-    grid = _grid(triton.cdiv(n, BLOCK_N), syn0.device)
+    block_d = triton.next_power_of_2(d)
+    grid = _grid(triton.cdiv(n, BLOCK_N), syn0)
+    # 8 warps from 256 dims: on 4, d 200 with 10 negatives spills (the Hopper compile gate).
     _ns_kernel[grid](syn0, syn1, inputs, lengths, targets, negatives, loss, float(alpha), n, d,
-                     C=c, K=k, CBOW_MEAN=bool(cbow_mean), BLOCK_N=BLOCK_N, BLOCK_D=triton.next_power_of_2(d))  # fmt: skip
+                     C=c, K=k, CBOW_MEAN=bool(cbow_mean), BLOCK_N=BLOCK_N, BLOCK_D=block_d,
+                     num_warps=8 if block_d >= 256 else 4)  # fmt: skip
 
 
 def hs_update(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, alpha, cbow_mean):
@@ -194,7 +198,7 @@ def hs_update(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths,
     """
     n, c = inputs.shape
     d = syn0.shape[1]
-    grid = _grid(triton.cdiv(n, BLOCK_N), syn0.device)
+    grid = _grid(triton.cdiv(n, BLOCK_N), syn0)
     _hs_kernel[grid](syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, float(alpha), n, d,
                      codes.shape[1], C=c, CBOW_MEAN=bool(cbow_mean), BLOCK_N=BLOCK_N,
                      BLOCK_D=triton.next_power_of_2(d))  # fmt: skip
@@ -208,6 +212,6 @@ def shared_update(syn0, syn1, contexts, centers, negatives, loss, alpha):
     k = negatives.shape[1]
     d = syn0.shape[1]
     block_c, block_k = max(16, triton.next_power_of_2(c)), max(16, triton.next_power_of_2(k + 1))
-    _shared_kernel[_grid(n, syn0.device, per_sm=4)](syn0, syn1, contexts, centers, negatives, loss, float(alpha), n, d,
+    _shared_kernel[_grid(n, syn0, per_sm=4)](syn0, syn1, contexts, centers, negatives, loss, float(alpha), n, d,
                                                     C=c, K=k, BLOCK_C=block_c, BLOCK_K=block_k,
                                                     BLOCK_D=triton.next_power_of_2(d))  # fmt: skip

@@ -5,8 +5,11 @@ compile, opcheck, bad input."""
 import pytest
 import torch
 import torch.nn.functional as F
+from kernel_cases import shape_dtype_cases
 
 from fastpretrain.ops import linear_cross_entropy, linear_cross_entropy_reference
+
+pytestmark = pytest.mark.gpu
 
 SHAPES = [(1, 16, 5), (37, 24, 101), (50, 40, 33), (19, 100, 64)]  # N, D, V: odd sizes, V below and above blocks
 
@@ -43,8 +46,7 @@ def test_cpu_path_matches_materialised_cross_entropy(shape, with_bias, reduction
         torch.testing.assert_close(g.double(), w.double(), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("shape, dtype", shape_dtype_cases(SHAPES))
 def test_kernel_matches_reference(shape, dtype, kernel_path):
     """|kernel - fp32 ref| <= 2 |same-dtype torch - fp32 ref| + atol, for the loss and every gradient."""
     device, context = kernel_path

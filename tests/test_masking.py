@@ -2,7 +2,9 @@
 gather and unshuffle kernels (interpreter on CPU) against the references, forward and every
 gradient on odd shapes and dtypes; the CPU path against MAE's code; compile, opcheck, bad input."""
 
-import runpy
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from fastpretrain.ops import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.gpu
 
 
 # --- MAE's own code (facebookresearch/mae models_mae.py), the spec ----------------------------------
@@ -181,8 +184,9 @@ def gather_inputs(b, length, d, k, seed, device):
 
 
 def dtype_variants(variants, half):
-    """Every variant in float32; in float16 those whose dtypes differ (the rest is the same code)."""
-    return [(v, torch.float32) for v in variants] + [(v, torch.float16) for v in half]
+    """Every variant in float32; in float16 and bfloat16 (what MAE trains in; no tl.dot here, so the
+    interpreter runs it right) those whose dtypes differ (the rest is the same code)."""
+    return [(v, torch.float32) for v in variants] + [(v, t) for t in (torch.float16, torch.bfloat16) for v in half]
 
 
 @pytest.mark.parametrize("variant, dtype", dtype_variants(VARIANTS, ["pos3d", "fp32_pos", "frozen_x"]))
@@ -458,9 +462,58 @@ def test_random_masking_bad_arguments(args, kwargs, error, match):
 # --- benchmark script ----------------------------------------------------------------------------
 
 
-def test_benchmark_smoke(tmp_path, monkeypatch):
-    """The GPU benchmark runs end to end on a tiny CPU shape and writes its JSON and table."""
-    monkeypatch.setattr(sys, "argv", ["bench_masking.py", "--smoke", "--out", str(tmp_path)])
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # as running the script puts its folder first
-    runpy.run_path(str(ROOT / "benchmarks/bench_masking.py"), run_name="__main__")
-    assert (tmp_path / "masking_cpu.json").exists() and "unshuffle" in (tmp_path / "masking_cpu.md").read_text()
+def run_benchmark(out, *args, fail=None):
+    """The JSON and markdown of ``bench_masking.py --smoke`` on CPU (one thread), with the rows whose
+    fields contain ``fail`` made to raise (FASTPRETRAIN_BENCH_FAIL)."""
+    env = {k: v for k, v in os.environ.items() if k != "FASTPRETRAIN_BENCH_FAIL"}
+    env.update({"OMP_NUM_THREADS": "1", **({"FASTPRETRAIN_BENCH_FAIL": fail} if fail else {})})
+    cmd = [sys.executable, str(ROOT / "benchmarks/bench_masking.py"), "--smoke", "--out", str(out), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "masking_cpu_smoke.json").read_text()), (out / "masking_cpu_smoke.md").read_text()
+
+
+def checked_outputs(case, backward):
+    """What a row's max_err must name: the outputs, and with the backward each trainable input's gradient."""
+    outputs = {"x_masked", "mask"} if case.startswith("encoder") else {"out"}
+    trainable = {"d_x"} | ({"d_pos_embed"} if "trainable" in case else set())
+    trainable |= {"d_mask_token"} if case.startswith("decoder") else set()
+    return outputs | (trainable if backward else set())
+
+
+def test_benchmark_smoke(tmp_path):
+    """The GPU benchmark on a tiny CPU shape: every case x candidate x pass checked (outputs and every
+    gradient; ours through the Triton kernels in the interpreter) and timed, GB/s and floor from the
+    copy bandwidth measured in the run (or --copy-gbs); with ours made to fail, its rows are error
+    rows and MAE's are still measured."""
+    result, md = run_benchmark(tmp_path)
+    rows = result["rows"]
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    assert [c.split()[0] for c in cases] == ["encoder", "encoder", "decoder", "decoder"]
+    assert [(r["case"], r["candidate"], r["pass"]) for r in rows] == [
+        (c, n, p) for c in cases for p in ("fwd", "fwd+bwd") for n in ("ours", "MAE eager")
+    ]
+    assert result["complete"] is True and result["copy_gbs_source"] == "measured" and result["copy_gbs"] > 0
+    assert len([line for line in md.splitlines() if line.startswith("| ")]) == 1 + len(rows)
+    for r in rows:
+        assert r["valid"] is True and set(r["max_err"]) == checked_outputs(r["case"], r["pass"] == "fwd+bwd"), r
+        assert r["floor_us"] == pytest.approx(r["bytes"] / (result["copy_gbs"] * 1e3))
+        assert r["gb_per_s"] == pytest.approx(r["bytes"] / (r["us"] * 1e3))
+        assert r["x_floor"] == pytest.approx(r["us"] / r["floor_us"])
+        base = next(b for b in rows if (b["case"], b["pass"], b["candidate"]) == (r["case"], r["pass"], "MAE eager"))
+        assert r["speedup_vs_eager"] == pytest.approx(base["us"] / r["us"])
+        if r["candidate"] == "ours":
+            assert max(r["max_err"].values()) < 1e-5
+
+    result, md = run_benchmark(tmp_path, "--copy-gbs", "1000", fail="ours")
+    rows = result["rows"]
+    assert result["complete"] is True and (result["copy_gbs"], result["copy_gbs_source"]) == (1000, "--copy-gbs")
+    failed = [("error" in r, r["candidate"]) for r in rows]
+    assert failed == [(n == "ours", n) for _ in range(8) for n in ("ours", "MAE eager")]
+    assert md.count("injected failure") == 8
+    for r in rows:
+        if r["candidate"] == "ours":
+            assert "injected failure" in r["error"] and r["speedup_vs_eager"] is None and "us" not in r
+        else:
+            assert r["valid"] is True and r["speedup_vs_eager"] == 1
+            assert r["floor_us"] == pytest.approx(r["bytes"] / 1e6)  # 1000 GB/s: a µs per 1e6 bytes

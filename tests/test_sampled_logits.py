@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from fastpretrain.ops import sampled_softmax_loss, sampled_softmax_loss_reference
 
+pytestmark = pytest.mark.gpu
 V = 11  # small vocabulary: sampled ids repeat and hit targets
 
 

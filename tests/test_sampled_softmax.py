@@ -19,6 +19,8 @@ from fastpretrain.ops import (
     word2vec_shared_ns_update_,
 )
 
+pytestmark = pytest.mark.gpu
+
 
 def sigmoid(x):
     return 1 / (1 + math.exp(-x))

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import torch
 
+from fastpretrain.kernels import target
+
 _KERNELS_ON_CPU = contextvars.ContextVar("fastpretrain_kernels_on_cpu", default=False)
 
 
@@ -28,4 +30,4 @@ def kernels_on_cpu() -> Iterator[None]:
 
 def use_kernel(t: torch.Tensor) -> bool:
     """True when an op on ``t`` should launch its Triton kernel."""
-    return t.is_cuda or _KERNELS_ON_CPU.get()
+    return target.on_gpu(t) or _KERNELS_ON_CPU.get()
