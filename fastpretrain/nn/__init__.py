@@ -1,7 +1,56 @@
-"""Drop-in modules on fastpretrain's ops, with torch.nn / timm constructor and forward conventions."""
+"""The layer library, on fastpretrain's ops, with torch.nn / timm constructor and forward conventions:
+attention, MLP, DropPath, LayerScale, patch embedding, positions, one configurable
+:class:`TransformerBlock`, the ViT encoder stack, MAE's masking steps and loss modules over the
+fused ops. Models are built from these and import nothing from ``fastpretrain.ops`` themselves."""
 
 from fastpretrain.nn import functional
-from fastpretrain.nn.attention import MultiheadSelfAttention
-from fastpretrain.nn.padding import repad, unpad
+from fastpretrain.nn.attention import HEAD_DIMS, MultiheadSelfAttention, check_heads
+from fastpretrain.nn.block import TransformerBlock
+from fastpretrain.nn.drop import DropPath
+from fastpretrain.nn.init import init_linear_and_norms
+from fastpretrain.nn.layer_scale import LayerScale
+from fastpretrain.nn.losses import LinearCrossEntropyLoss, SampledSoftmaxLoss
+from fastpretrain.nn.masking import (
+    Masking,
+    check_mask_ratio,
+    gather_visible,
+    masking_from_noise,
+    num_kept,
+    random_masking,
+    unshuffle_tokens,
+)
+from fastpretrain.nn.mlp import Mlp
+from fastpretrain.nn.padding import Packed, repad, unpad
+from fastpretrain.nn.patch_embed import PatchEmbed
+from fastpretrain.nn.positions import RelativePositionBias, sincos_pos_embed_1d, sincos_pos_embed_2d
+from fastpretrain.nn.vit_encoder import ViTEncoder, check_vit_args
 
-__all__ = ["MultiheadSelfAttention", "functional", "repad", "unpad"]
+__all__ = [
+    "HEAD_DIMS",
+    "DropPath",
+    "LayerScale",
+    "LinearCrossEntropyLoss",
+    "Masking",
+    "Mlp",
+    "MultiheadSelfAttention",
+    "Packed",
+    "PatchEmbed",
+    "RelativePositionBias",
+    "SampledSoftmaxLoss",
+    "TransformerBlock",
+    "ViTEncoder",
+    "check_heads",
+    "check_mask_ratio",
+    "check_vit_args",
+    "functional",
+    "gather_visible",
+    "init_linear_and_norms",
+    "masking_from_noise",
+    "num_kept",
+    "random_masking",
+    "repad",
+    "sincos_pos_embed_1d",
+    "sincos_pos_embed_2d",
+    "unpad",
+    "unshuffle_tokens",
+]

@@ -6,14 +6,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fastpretrain.ops.attention import attention, attention_varlen
+from fastpretrain.ops import attention, attention_varlen
+
+HEAD_DIMS = (16, 32, 64, 96, 128)  # the head widths the attention op takes (tests/nn checks it against the op)
+
+
+def check_heads(name: str, dim: int, heads: int) -> None:
+    """``heads`` must split ``dim`` into heads of a width the attention op supports (ValueError naming ``name``)."""
+    if dim % heads or dim // heads not in HEAD_DIMS:
+        raise ValueError(f"{name}: {heads} heads split width {dim} into heads of {dim / heads:g}; "
+                         f"the attention op needs a head width in {HEAD_DIMS}")  # fmt: skip
 
 
 class MultiheadSelfAttention(nn.Module):
     """timm-style attention block: x -> qkv Linear -> attention -> proj Linear.
 
     Args:
-        dim: model width E; num_heads: H, with E / H in {16, 32, 64, 96, 128}.
+        dim: model width E; num_heads: H, with E / H in ``HEAD_DIMS``.
         qkv_bias: bias on the QKV projection. attn_drop: attention dropout (training mode only).
         proj_drop: dropout after the output projection.
     """

@@ -8,7 +8,8 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from fastpretrain.ops.attention import HEAD_DIMS, attention
+from fastpretrain.nn.attention import HEAD_DIMS
+from fastpretrain.ops import attention
 
 log = logging.getLogger(__name__)
 _FLOAT = (torch.float32, torch.float16, torch.bfloat16)
