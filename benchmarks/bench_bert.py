@@ -27,7 +27,7 @@ from harness import LOSS_RTOL, Results, add_ratios, loss_check, run_info, step_d
 from hf_bert import twin_models
 
 from fastpretrain.data import BertExamples, MlmMasking, collate_packed, collate_padded, load_wordpiece
-from fastpretrain.models import BertConfig
+from fastpretrain.models import BertConfig, model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 30522
@@ -86,7 +86,7 @@ def bench_seq(args, seq: int, device: torch.device, results: Results) -> None:
     items = examples(args, seq, np.random.default_rng(args.seed))
     packed = {k: v.to(device) if torch.is_tensor(v) else v for k, v in collate_packed(items).items()}
     padded = {k: v.to(device) for k, v in collate_padded(items).items()}
-    config = BertConfig.from_size(args.size, vocab_size=args.vocab_size)
+    config = model_config(f"bert_{args.size}", vocab_size=args.vocab_size)
     names = ["ours", "hf sdpa"] + (["ours + compile", "hf sdpa + compile"] if args.compile else [])
     for name in names:
         results.attempt({"seq": seq, "batch": args.batch, "candidate": name},

@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 from harness import LOSS_RTOL, Results, add_ratios, loss_check, run_info, step_dtype, time_steps
 
-from fastpretrain.models.mae import MAE, mae_config_from_hf, mae_from_hf
+from fastpretrain.interop.hf import mae_config_from_hf, mae_from_hf
+from fastpretrain.models import MAE
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = dict(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastpretrain.interop.hf import bert_config_to_hf, bert_from_hf_model
 from fastpretrain.models import BertConfig, BertForPreTraining
 
 
@@ -38,6 +39,6 @@ def twin_models(config: BertConfig, seed: int, attn_implementation: str = "sdpa"
     import transformers
 
     torch.manual_seed(seed)
-    fields = {k: v for k, v in config.to_hf_dict().items() if k != "model_type"}
+    fields = {k: v for k, v in bert_config_to_hf(config).items() if k != "model_type"}
     hf = transformers.BertForPreTraining._from_config(transformers.BertConfig(**fields), attn_implementation=attn_implementation)
-    return BertForPreTraining.from_hf(hf), HFPretraining(hf)
+    return bert_from_hf_model(hf), HFPretraining(hf)

@@ -35,7 +35,7 @@ from fastpretrain.data import (
     train_wordpiece,
 )
 from fastpretrain.eval import evaluate_pretraining
-from fastpretrain.models import BertConfig
+from fastpretrain.models import model_config
 from fastpretrain.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,8 +107,8 @@ def main() -> None:
     train, heldout = build(split="train"), build(split="heldout")
     steps = math.ceil(args.tokens / (args.batch_size * float(train.lengths().mean())))
     pad_id = tokenizer.token_to_id("[PAD]")
-    config = BertConfig.from_size(args.size, vocab_size=tokenizer.get_vocab_size(), pad_token_id=pad_id,
-                                  hidden_dropout=args.dropout, attention_dropout=args.attention_dropout)  # fmt: skip
+    config = model_config(f"bert_{args.size}", vocab_size=tokenizer.get_vocab_size(), pad_token_id=pad_id,
+                          hidden_dropout=args.dropout, attention_dropout=args.attention_dropout)  # fmt: skip
     ours, hf = twin_models(config, args.seed)
 
     settings = {**{k: v for k, v in vars(args).items() if k not in ("out", "cache_dir")}, "vocab": vocab_source,

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Subset
 
 from fastpretrain.data.images import FASHION_MNIST_MEAN, FASHION_MNIST_STD, RandomResizedCropFlip, Resize, fashion_mnist
 from fastpretrain.eval.probe import evaluate_features
-from fastpretrain.models.mae import mae_vit_fashion_mnist
+from fastpretrain.models import create_model
 from fastpretrain.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,9 +113,9 @@ def main() -> None:
     mean, std = list(FASHION_MNIST_MEAN), list(FASHION_MNIST_STD)
 
     torch.manual_seed(args.seed)
-    model = mae_vit_fashion_mnist(mask_ratio=args.mask_ratio, norm_pix_loss=args.norm_pix_loss)
+    model = create_model("mae_vit_fashion_mnist", mask_ratio=args.mask_ratio, norm_pix_loss=args.norm_pix_loss)
     torch.manual_seed(args.seed)
-    random_init = mae_vit_fashion_mnist(mask_ratio=args.mask_ratio).to(device)  # same size, never trained
+    random_init = create_model("mae_vit_fashion_mnist", mask_ratio=args.mask_ratio).to(device)  # same size, never trained
     train_aug = fashion_mnist("train", RandomResizedCropFlip(28, mean=mean, std=std))
     g = torch.Generator().manual_seed(args.seed)
     plain = Resize(28, mean, std)

@@ -9,8 +9,12 @@ import torch.nn.functional as F
 from bert_corpus import write_corpus, write_vocab
 
 from fastpretrain.data import BertExamples, collate_packed, collate_padded, load_wordpiece
+from fastpretrain.interop.hf import (
+    bert_config_to_hf, bert_from_hf_model, bert_to_hf, bert_to_hf_model, load_hf_bert, save_hf_bert,
+)  # fmt: skip
 from fastpretrain.models import BertConfig, BertForPreTraining
-from fastpretrain.models.bert import BertLayer
+from fastpretrain.models.bert import bert_layer
+from fastpretrain.nn import TransformerBlock
 from fastpretrain.train import Trainer, TrainConfig
 
 SMALL = dict(vocab_size=90, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=96, max_position_embeddings=40)
@@ -66,17 +70,18 @@ def test_ours_to_hf_and_hf_to_ours_give_the_same_logits():
     ours = model(seed=1)
     with torch.no_grad():
         out = ours(ids, token_type_ids=types, attention_mask=mask)
-    mlm, nsp = hf_outputs(ours.to_hf().eval(), ids, types, mask)
+    mlm, nsp = hf_outputs(bert_to_hf_model(ours).eval(), ids, types, mask)
     torch.testing.assert_close(out["mlm_logits"], mlm, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(out["nsp_logits"], nsp, rtol=1e-4, atol=1e-5)
 
     torch.manual_seed(2)
-    hf_config = transformers.BertConfig(**{k: v for k, v in ours.config.to_hf_dict().items() if k != "model_type"})
+    fields = {k: v for k, v in bert_config_to_hf(ours.config).items() if k != "model_type"}
+    hf_config = transformers.BertConfig(**fields)
     hf = transformers.BertForPreTraining(hf_config).eval()
     with torch.no_grad():  # HF zero-initialises some biases; random ones make the check complete
         for p in hf.parameters():
             p.add_(torch.randn_like(p) * 0.02)
-    back = BertForPreTraining.from_hf(hf).eval()
+    back = bert_from_hf_model(hf).eval()
     with torch.no_grad():
         out = back(ids, token_type_ids=types, attention_mask=mask)
     mlm, nsp = hf_outputs(hf, ids, types, mask)
@@ -85,17 +90,17 @@ def test_ours_to_hf_and_hf_to_ours_give_the_same_logits():
     assert not torch.allclose(out["nsp_logits"], model(seed=1)(ids, token_type_ids=types, attention_mask=mask)["nsp_logits"])
 
 
-def test_save_pretrained_loads_in_hf_and_back(tmp_path):
+def test_hf_export_loads_in_hf_and_back(tmp_path):
     transformers = pytest.importorskip("transformers")
     tok = load_wordpiece(write_vocab(tmp_path / "vocab.txt"))
     ours = model(seed=3, vocab_size=tok.get_vocab_size())
-    ours.save_pretrained(tmp_path / "export", tok)
+    save_hf_bert(ours, tmp_path / "export", tok)
     assert json.loads((tmp_path / "export/config.json").read_text())["architectures"] == ["BertForPreTraining"]
     hf = transformers.BertForPreTraining.from_pretrained(tmp_path / "export").eval()
     ids, types, mask = padded_batch(vocab=tok.get_vocab_size())
     with torch.no_grad():
         out = ours(ids, token_type_ids=types, attention_mask=mask)
-        again = BertForPreTraining.from_pretrained(tmp_path / "export").eval()(ids, token_type_ids=types, attention_mask=mask)
+        again = load_hf_bert(tmp_path / "export").eval()(ids, token_type_ids=types, attention_mask=mask)
     mlm, nsp = hf_outputs(hf, ids, types, mask)
     torch.testing.assert_close(out["mlm_logits"], mlm, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(out["nsp_logits"], nsp, rtol=1e-4, atol=1e-5)
@@ -122,7 +127,7 @@ def test_mlm_loss_is_cross_entropy_on_the_selected_positions():
     assert not torch.allclose(expected, F.cross_entropy(every["mlm_logits"][rows[positions] + 1], labels))
 
 
-def eager_layer(layer: BertLayer, x: torch.Tensor, pre_norm: bool) -> torch.Tensor:
+def eager_layer(layer: TransformerBlock, x: torch.Tensor, pre_norm: bool) -> torch.Tensor:
     """One BERT layer on a single sequence [S, E], written out by hand."""
     e = x.shape[-1]
     h = layer.attn.num_heads
@@ -134,10 +139,11 @@ def eager_layer(layer: BertLayer, x: torch.Tensor, pre_norm: bool) -> torch.Tens
         return F.linear((p @ v).transpose(0, 1).reshape(-1, e), layer.attn.proj.weight, layer.attn.proj.bias)
 
     def mlp(y):
-        return F.linear(F.gelu(F.linear(y, layer.fc1.weight, layer.fc1.bias)), layer.fc2.weight, layer.fc2.bias)
+        fc1, fc2 = layer.mlp.fc1, layer.mlp.fc2
+        return F.linear(F.gelu(F.linear(y, fc1.weight, fc1.bias)), fc2.weight, fc2.bias)
 
-    ln1 = lambda y: F.layer_norm(y, (e,), layer.attn_norm.weight, layer.attn_norm.bias, 1e-12)  # noqa: E731
-    ln2 = lambda y: F.layer_norm(y, (e,), layer.mlp_norm.weight, layer.mlp_norm.bias, 1e-12)  # noqa: E731
+    ln1 = lambda y: F.layer_norm(y, (e,), layer.norm1.weight, layer.norm1.bias, 1e-12)  # noqa: E731
+    ln2 = lambda y: F.layer_norm(y, (e,), layer.norm2.weight, layer.norm2.bias, 1e-12)  # noqa: E731
     if pre_norm:
         x = x + attend(ln1(x))
         return x + mlp(ln2(x))
@@ -152,16 +158,16 @@ def test_post_norm_and_pre_norm_layers_match_eager_and_differ():
     outs = {}
     for pre_norm in (False, True):
         torch.manual_seed(1)
-        layer = BertLayer(BertConfig(**SMALL, pre_norm=pre_norm)).eval()
+        layer = bert_layer(BertConfig(**SMALL, pre_norm=pre_norm)).eval()
         with torch.no_grad():
             for p in layer.parameters():  # non-trivial norms and biases
                 p.add_(torch.randn_like(p) * 0.1)
-            outs[pre_norm] = layer(x, cu, 11)
+            outs[pre_norm] = layer(x, cu_seqlens=cu, max_seqlen=11)
             expected = torch.cat([eager_layer(layer, x[:11], pre_norm), eager_layer(layer, x[11:], pre_norm)])
         torch.testing.assert_close(outs[pre_norm], expected, rtol=1e-4, atol=1e-5)
     assert (outs[False] - outs[True]).abs().max() > 0.1
     with pytest.raises(ValueError, match="pre_norm"):
-        model(pre_norm=True).to_hf_state_dict()
+        bert_to_hf(model(pre_norm=True).state_dict())
 
 
 def test_trainer_steps_overfit_a_tiny_corpus(tmp_path):

@@ -13,18 +13,11 @@ from safetensors.torch import load_file
 from torch.utils.data import TensorDataset
 
 from fastpretrain.cli import main
+from fastpretrain.eval.visualize import save_reconstruction_grid
+from fastpretrain.interop.hf import mae_config_from_hf, mae_from_hf, mae_to_hf
+from fastpretrain.models import MAE, MAEConfig, create_model
 from fastpretrain.models import mae as mae_module
-from fastpretrain.models.mae import (
-    MAE,
-    MAEConfig,
-    mae_config_from_hf,
-    mae_from_hf,
-    mae_to_hf,
-    mae_vit_base_patch16_dec512d8b,
-    mae_vit_fashion_mnist,
-    save_reconstruction_grid,
-)  # fmt: skip
-from fastpretrain.ops.masking import gather_visible, random_masking, unshuffle_tokens
+from fastpretrain.nn import gather_visible, random_masking, unshuffle_tokens
 from fastpretrain.train import TrainConfig, Trainer
 
 
@@ -188,12 +181,12 @@ def test_hf_v4_key_layout_round_trip():
         mae_from_hf({**v4, "vit.pooler.dense.weight": torch.zeros(1)})
 
 
-def test_factories_and_bad_config():
+def test_registered_sizes_and_bad_config():
     with torch.device("meta"):
-        base = mae_vit_base_patch16_dec512d8b()
+        base = create_model("mae_vit_base_patch16_dec512d8b")
     assert base.encoder.num_params() == 86_567_656 - 768 * 1000 - 1000  # ViT-B/16 without its head
     assert (base.config.decoder_embed_dim, base.config.decoder_depth, base.config.decoder_num_heads) == (512, 8, 16)
-    small = mae_vit_fashion_mnist()
+    small = create_model("mae_vit_fashion_mnist")
     assert (small.num_patches, small.config.in_chans, small.decoder_pred.out_features) == (49, 1, 16)
     with pytest.raises(ValueError, match="mask_ratio"):
         MAEConfig(**{**TINY, "mask_ratio": 1.0})

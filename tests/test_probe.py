@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from fastpretrain.eval.probe import evaluate_features, extract_features, knn_accuracy, linear_probe
-from fastpretrain.models.vit import VisionTransformer
+from fastpretrain.models import VisionTransformer
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

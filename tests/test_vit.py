@@ -1,15 +1,14 @@
 """ViT: the forward equals a hand-written eager computation with the same weights, the sin-cos
-embedding is MAE's formula, the factories have timm's sizes, timm-layout weights load."""
+embedding is MAE's formula, the registered sizes are timm's, timm-layout weights load."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from fastpretrain.models.vit import (
-    ViTConfig, VisionTransformer, sincos_pos_embed_2d, vit_base, vit_config_from_state_dict, vit_from_timm, vit_large,
-    vit_small, vit_tiny, vit_to_timm,
-)  # fmt: skip
+from fastpretrain.interop.timm import vit_config_from_state_dict, vit_from_timm, vit_to_timm
+from fastpretrain.models import VisionTransformer, ViTConfig, create_model
+from fastpretrain.nn import sincos_pos_embed_2d
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -88,14 +87,14 @@ def test_sincos_pos_embed_is_maes_formula(dim, grid):
     assert torch.equal(model.pos_embed[0], ours) and not model.pos_embed.requires_grad
 
 
-def test_factories_have_timm_sizes():
+def test_registered_sizes_are_timms():
     """Parameter counts of timm's vit_*_patch16_224 with a 1000-class head (ViT-B/16: 86.6M)."""
-    expected = {vit_tiny: 5_717_416, vit_small: 22_050_664, vit_base: 86_567_656, vit_large: 304_326_632}
+    expected = {"vit_tiny": 5_717_416, "vit_small": 22_050_664, "vit_base": 86_567_656, "vit_large": 304_326_632}
     with torch.device("meta"):
-        for factory, count in expected.items():
-            assert factory().num_params() == count, factory.__name__
-        model = vit_base(patch_size=14, img_size=28, num_classes=0)
-        flops = vit_base().flops_per_item()
+        for name, count in expected.items():
+            assert create_model(name).num_params() == count, name
+        model = create_model("vit_base", patch_size=14, img_size=28, num_classes=0)
+        flops = create_model("vit_base").flops_per_item()
     assert model.config.num_patches == 4 and isinstance(model.head, torch.nn.Identity)
     # ViT-B/16 at 224: 6 x 85.8M weights x 197 tokens, plus 12 x 12 x 197^2 x 768 for attention
     assert flops == pytest.approx(6 * 85.8e6 * 197 + 12 * 12 * 197**2 * 768, rel=0.01)
@@ -135,10 +134,66 @@ def test_equals_timm_vit_tiny():
     timm = pytest.importorskip("timm", reason="timm needs torchvision; runs where timm is installed (the GPU box)")
     torch.manual_seed(0)
     ref = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()
-    model = vit_tiny().eval()
+    model = create_model("vit_tiny").eval()
     model.load_state_dict(vit_from_timm(ref.state_dict()))
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(model.forward_features(x), ref.forward_features(x), atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(model(x), ref(x), atol=1e-4, rtol=1e-4)
     ref.load_state_dict(vit_to_timm(model.state_dict()))
+
+
+def test_mask_token_replaces_the_masked_patch_embeddings():
+    """SimMIM's hook: where ``mask`` is True the patch embedding becomes the learned token (the
+    patch's pixels no longer matter), elsewhere nothing changes; off by default."""
+    torch.manual_seed(0)
+    model = VisionTransformer(img_size=8, patch_size=4, embed_dim=32, depth=1, num_heads=2, num_classes=0,
+                              mask_token=True).eval()  # fmt: skip
+    x = torch.randn(2, 3, 8, 8)
+    mask = torch.tensor([[True, False, False, True], [False] * 4])
+    with torch.no_grad():
+        out = model.forward_features(x, mask)
+        assert torch.equal(model.forward_features(x, torch.zeros_like(mask)), model.forward_features(x))
+        assert torch.equal(out[1], model.forward_features(x)[1])
+        other = x.clone()
+        other[0, :, :4, :4] += 3.0  # patch 0, masked in sample 0
+        assert torch.equal(model.forward_features(other, mask), out)
+        other[0, :, :4, 4:] += 3.0  # patch 1, visible
+        assert not torch.allclose(model.forward_features(other, mask)[0], out[0])
+        by_hand = model.patch_embed(x)
+        by_hand[mask] = model.mask_token[0, 0]
+        tokens = model.prepend_cls(by_hand + model.pos_embed[:, 1:])
+        torch.testing.assert_close(model.forward_blocks(tokens), out)
+    with pytest.raises(ValueError, match="mask: this encoder has no mask token"):
+        VisionTransformer(img_size=8, patch_size=4, embed_dim=32, depth=1, num_heads=2)(x, mask)
+    with pytest.raises(ValueError, match=r"mask: expected a bool tensor of shape \(2, 4\)"):
+        model(x, mask.long())
+
+
+def test_layer_scale_in_timm_names():
+    """LayerScale weights are timm's ``blocks.i.ls1.gamma`` / ``ls2.gamma``; at 0 every block is the identity."""
+    model = VisionTransformer(img_size=8, patch_size=4, embed_dim=32, depth=2, num_heads=2, num_classes=3,
+                              init_values=0.0)  # fmt: skip
+    sd = vit_to_timm(model.state_dict())
+    assert {"blocks.0.ls1.gamma", "blocks.1.ls2.gamma"} <= set(sd)
+    config = vit_config_from_state_dict(sd, num_heads=2)
+    assert config.init_values is not None
+    other = VisionTransformer(config)
+    other.load_state_dict(vit_from_timm(sd))
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(other(x), model(x))
+        tokens = model.prepend_cls(model.patch_embed(x) + model.pos_embed[:, 1:])
+        torch.testing.assert_close(model.forward_features(x), model.norm(tokens))
+
+
+def test_original_mae_checkpoint_gives_its_encoder():
+    """models_mae.py names its encoder as timm does, beside its decoder: the encoder loads as a ViT."""
+    mae = create_model("mae_vit_fashion_mnist").eval()
+    original = {k.removeprefix("encoder."): v for k, v in mae.state_dict().items()}  # decoder keys as they are
+    assert "decoder_blocks.0.attn.qkv.weight" in original and "mask_token" in original
+    vit = VisionTransformer(vit_config_from_state_dict(original, num_heads=4, pos_embed="sincos")).eval()
+    vit.load_state_dict(vit_from_timm(original))
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(vit.forward_features(x), mae.encoder.forward_features(x))

@@ -53,7 +53,8 @@ def _bert_train(args: argparse.Namespace) -> None:
         save_wordpiece,
         train_wordpiece,
     )
-    from fastpretrain.models import BertConfig, BertForPreTraining
+    from fastpretrain.interop.hf import save_hf_bert
+    from fastpretrain.models import BertForPreTraining, model_config
     from fastpretrain.train import TrainConfig, Trainer, is_main
 
     config = TrainConfig.from_args(args)
@@ -73,9 +74,9 @@ def _bert_train(args: argparse.Namespace) -> None:
                 "data_seed": args.data_seed, "mlm_probability": args.mlm_probability, "whole_word": args.whole_word}  # fmt: skip
     train = _bert_data(args, tokenizer, "train", settings)
     pad_id = tokenizer.token_to_id("[PAD]")
-    bert = BertConfig.from_size(args.size, vocab_size=tokenizer.get_vocab_size(), pad_token_id=pad_id,
-                                max_position_embeddings=max(512, args.max_len), pre_norm=args.pre_norm,
-                                hidden_dropout=args.dropout, attention_dropout=args.attention_dropout)  # fmt: skip
+    bert = model_config(f"bert_{args.size}", vocab_size=tokenizer.get_vocab_size(), pad_token_id=pad_id,
+                        max_position_embeddings=max(512, args.max_len), pre_norm=args.pre_norm,
+                        hidden_dropout=args.dropout, attention_dropout=args.attention_dropout)  # fmt: skip
     model = BertForPreTraining(bert)
     if is_main():
         save_wordpiece(tokenizer, saved)
@@ -100,7 +101,7 @@ def _bert_train(args: argparse.Namespace) -> None:
             json.dump(result, f, indent=1)
     if not bert.pre_norm:
         with torch.no_grad():
-            export = raw.save_pretrained(out / "hf", tokenizer)
+            export = save_hf_bert(raw, out / "hf", tokenizer)
         print(f"exported     {export} (transformers.BertForPreTraining.from_pretrained loads it)")
 
 
@@ -112,6 +113,7 @@ def _bert_eval(args: argparse.Namespace) -> None:
     from safetensors.torch import load_file
 
     from fastpretrain.data import load_wordpiece
+    from fastpretrain.interop.hf import load_hf_bert
     from fastpretrain.models import BertConfig, BertForPreTraining
     from fastpretrain.train import latest
 
@@ -136,7 +138,7 @@ def _bert_eval(args: argparse.Namespace) -> None:
         tokenizer = load_wordpiece(path / "tokenizer")
         print(f"model        {checkpoint}")
     elif (path / "config.json").is_file():
-        model = BertForPreTraining.from_pretrained(path)
+        model = load_hf_bert(path)
         tokenizer = load_wordpiece(path)
         print(f"model        {path}")
     else:
@@ -163,7 +165,7 @@ def _add_bert_eval_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from fastpretrain.models.bert import SIZES
+    from fastpretrain.models import list_models
     from fastpretrain.train import add_train_args
 
     bert = sub.add_parser("bert", help="pre-train and evaluate BERT (masked LM + next sentence prediction)")
@@ -180,7 +182,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cased", action="store_true", help="keep case and accents (default: uncased, as bert-base-uncased)"
     )
-    p.add_argument("--size", choices=tuple(SIZES), default="mini")
+    p.add_argument("--size", choices=[name.removeprefix("bert_") for name in list_models("bert_*")], default="mini")
     p.add_argument("--max-len", type=at_least(8), default=128, help="tokens per example, [CLS] and [SEP]s included")
     p.add_argument("--heldout", type=at_least(0.0, float), default=0.01, help="fraction of documents held out for eval")
     p.add_argument("--data-seed", type=at_least(0), default=0, help="seed of the pairs, the split and the masks")

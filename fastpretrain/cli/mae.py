@@ -42,11 +42,12 @@ def _mae_train(args: argparse.Namespace) -> None:
     import torch
 
     from fastpretrain.data.images import RandomResizedCropFlip, Resize, image_dataset
-    from fastpretrain.models.mae import MAE, MODELS, write_config
+    from fastpretrain.models import MAE, model_config
+    from fastpretrain.models.registry import write_config
     from fastpretrain.train import TrainConfig, Trainer, cleanup, is_main, latest
 
     overrides = {k: getattr(args, k) for k in _MAE_SIZES if getattr(args, k) is not None}
-    config = MODELS[args.model](mask_ratio=args.mask_ratio, norm_pix_loss=args.norm_pix_loss, **overrides).config
+    config = model_config(args.model, mask_ratio=args.mask_ratio, norm_pix_loss=args.norm_pix_loss, **overrides)
     train_config = TrainConfig.from_args(args)  # checks the flags before any data is read
     mean, std = _normalisation(args.data, config.in_chans, args.mean, args.std)
     transform = (RandomResizedCropFlip(config.img_size, scale=tuple(args.crop_scale), mean=mean, std=std)
@@ -107,7 +108,8 @@ def _mae_eval(args: argparse.Namespace) -> None:
 
     from fastpretrain.data.images import Resize
     from fastpretrain.eval.probe import evaluate_features, extract_features
-    from fastpretrain.models.mae import MAE, save_reconstruction_grid
+    from fastpretrain.eval.visualize import save_reconstruction_grid
+    from fastpretrain.models import MAE
 
     model = MAE.from_pretrained(args.checkpoint)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -155,7 +157,7 @@ def _mae_eval(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from fastpretrain.models.mae import MODELS
+    from fastpretrain.models import list_models
     from fastpretrain.train.config import add_train_args
 
     mae = sub.add_parser("mae", help="pre-train and evaluate masked autoencoders (MAE)")
@@ -166,7 +168,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = actions.add_parser("train", help="pre-train an MAE on images", description=_mae_train.__doc__)
     p.add_argument("--data", default="fashion-mnist", help=data_help + " (default fashion-mnist)")
     p.add_argument(
-        "--model", choices=sorted(MODELS), default="mae_vit_fashion_mnist", help="size (default mae_vit_fashion_mnist)"
+        "--model", choices=list_models("mae_*"), default="mae_vit_fashion_mnist", help="size (default %(default)s)"
     )
     for name in _MAE_SIZES:
         p.add_argument(

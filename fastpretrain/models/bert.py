@@ -4,36 +4,30 @@ The encoder runs on packed tokens only: a batch is unpadded once after the embed
 layer works on [total, E] rows with ``cu_seqlens`` (fastpretrain's varlen attention), so no FLOP is
 spent on padding. The MLM head runs only on the selected positions, gathered from those rows, with
 its decoder tied to the word embeddings; NSP reads the [CLS] rows. Post-norm as the original
-(and Hugging Face's ``BertForPreTraining``, which :meth:`BertForPreTraining.to_hf_state_dict` and
-:meth:`~BertForPreTraining.from_hf_state_dict` convert to and from), or pre-norm with a final
-LayerNorm.
+(and Hugging Face's ``BertForPreTraining``, which :mod:`fastpretrain.interop.hf` converts to and
+from), or pre-norm with a final LayerNorm. Sizes: ``create_model("bert_tiny" | "bert_mini" |
+"bert_small" | "bert_medium" | "bert_base" | "bert_large")`` (Google's BERT sizes).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fastpretrain.atomic import atomic_path, atomic_write
 from fastpretrain.checks import check_int
-from fastpretrain.nn import MultiheadSelfAttention, unpad
-from fastpretrain.ops import linear_cross_entropy
+from fastpretrain.models.registry import Pretrained, register_model
+from fastpretrain.nn import LinearCrossEntropyLoss, TransformerBlock, check_heads, unpad
 
-SIZES = {"tiny": (2, 128), "mini": (4, 256), "small": (4, 512), "medium": (8, 512), "base": (12, 768), "large": (24, 1024)}
 IGNORE_INDEX = -100
 
 
 @dataclass
 class BertConfig:
     """Sizes and regularisation; ``num_heads`` defaults to hidden_size / 64, ``intermediate_size``
-    to 4 x hidden_size (Google's BERT sizes, :meth:`from_size`)."""
+    to 4 x hidden_size (as in Google's BERT sizes)."""
 
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -55,55 +49,12 @@ class BertConfig:
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
                      "max_position_embeddings", "type_vocab_size"):  # fmt: skip
             check_int(name, getattr(self, name), 1)
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"num_heads: {self.num_heads} does not divide hidden_size {self.hidden_size}")
+        check_heads("num_heads", self.hidden_size, self.num_heads)
         for name in ("hidden_dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name}: expected a probability in [0, 1), got {getattr(self, name)!r}")
         if not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"pad_token_id: expected an id in [0, {self.vocab_size}), got {self.pad_token_id!r}")
-
-    @classmethod
-    def from_size(cls, size: str, **overrides) -> BertConfig:
-        """tiny (2 layers, 128), mini (4, 256), small (4, 512), medium (8, 512), base (12, 768), large (24, 1024)."""
-        if size not in SIZES:
-            raise ValueError(f"size: expected one of {tuple(SIZES)}, got {size!r}")
-        layers, hidden = SIZES[size]
-        return cls(**{"num_layers": layers, "hidden_size": hidden, **overrides})
-
-    def to_hf_dict(self) -> dict:
-        """The fields of a Hugging Face ``BertConfig`` (config.json of ``BertForPreTraining``)."""
-        if self.pre_norm:
-            raise ValueError("pre_norm: Hugging Face BERT is post-norm; a pre-norm model has no HF counterpart")
-        return {"architectures": ["BertForPreTraining"], "model_type": "bert", "vocab_size": self.vocab_size,
-                "hidden_size": self.hidden_size, "num_hidden_layers": self.num_layers,
-                "num_attention_heads": self.num_heads, "intermediate_size": self.intermediate_size,
-                "hidden_act": "gelu", "hidden_dropout_prob": self.hidden_dropout,
-                "attention_probs_dropout_prob": self.attention_dropout,
-                "max_position_embeddings": self.max_position_embeddings, "type_vocab_size": self.type_vocab_size,
-                "initializer_range": self.initializer_range, "layer_norm_eps": self.layer_norm_eps,
-                "pad_token_id": self.pad_token_id, "tie_word_embeddings": True}  # fmt: skip
-
-    @classmethod
-    def from_hf_dict(cls, d: dict) -> BertConfig:
-        if d.get("hidden_act", "gelu") != "gelu":
-            raise ValueError(f"config: hidden_act {d['hidden_act']!r} is not supported (only exact 'gelu')")
-        return cls(vocab_size=d["vocab_size"], hidden_size=d["hidden_size"], num_layers=d["num_hidden_layers"],
-                   num_heads=d["num_attention_heads"], intermediate_size=d["intermediate_size"],
-                   max_position_embeddings=d["max_position_embeddings"], type_vocab_size=d["type_vocab_size"],
-                   hidden_dropout=d["hidden_dropout_prob"], attention_dropout=d["attention_probs_dropout_prob"],
-                   layer_norm_eps=d["layer_norm_eps"], initializer_range=d.get("initializer_range", 0.02),
-                   pad_token_id=d.get("pad_token_id") or 0)  # fmt: skip
-
-
-def _mlm_loss(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor):
-    """Mean cross-entropy of ``hidden @ weight.T + bias`` against ``targets`` (ignore_index -100),
-    fused so the [N, V] logits are never materialised. Under autocast the inputs are cast to its
-    dtype, as autocast would for the matmul (the MLM LayerNorm hands over float32)."""
-    device = hidden.device.type
-    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
-    bias = None if bias is None else bias.to(dtype)
-    return linear_cross_entropy(hidden.to(dtype), weight.to(dtype), targets, bias, ignore_index=IGNORE_INDEX)
 
 
 class BertEmbeddings(nn.Module):
@@ -121,35 +72,19 @@ class BertEmbeddings(nn.Module):
         return self.drop(self.norm(self.word(input_ids) + self.position(position_ids) + self.token_type(token_type_ids)))
 
 
-class BertLayer(nn.Module):
-    """Self-attention then a GELU MLP, each with a residual; LayerNorm after each sum (post-norm)
-    or on each branch's input (pre-norm)."""
-
-    def __init__(self, c: BertConfig) -> None:
-        super().__init__()
-        self.pre_norm = c.pre_norm
-        self.attn = MultiheadSelfAttention(c.hidden_size, c.num_heads, attn_drop=c.attention_dropout, proj_drop=c.hidden_dropout)
-        self.attn_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-        self.fc1 = nn.Linear(c.hidden_size, c.intermediate_size)
-        self.fc2 = nn.Linear(c.intermediate_size, c.hidden_size)
-        self.mlp_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-        self.drop = nn.Dropout(c.hidden_dropout)
-
-    def mlp(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(F.gelu(self.fc1(x))))
-
-    def forward(self, x: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int) -> torch.Tensor:
-        """x: packed [total, E]."""
-        if self.pre_norm:
-            x = x + self.attn(self.attn_norm(x), cu_seqlens=cu_seqlens, max_seqlen=max_seqlen)
-            return x + self.mlp(self.mlp_norm(x))
-        x = self.attn_norm(x + self.attn(x, cu_seqlens=cu_seqlens, max_seqlen=max_seqlen))
-        return self.mlp_norm(x + self.mlp(x))
+def bert_layer(c: BertConfig) -> TransformerBlock:
+    """One BERT layer: self-attention then a GELU MLP, each a residual branch with dropout after its
+    output projection; LayerNorm after each sum (post-norm) or on each branch's input (pre-norm)."""
+    return TransformerBlock(c.hidden_size, c.num_heads, c.intermediate_size, pre_norm=c.pre_norm,
+                            proj_drop=c.hidden_dropout, mlp_hidden_drop=0.0, attn_drop=c.attention_dropout,
+                            eps=c.layer_norm_eps)  # fmt: skip
 
 
-class BertForPreTraining(nn.Module):
+class BertForPreTraining(Pretrained, nn.Module):
     """BERT with its MLM and NSP heads: ``model(**batch)`` on a packed or padded batch from
     :func:`fastpretrain.data.collate_packed` / :func:`~fastpretrain.data.collate_padded`."""
+
+    model_type, config_class = "bert", BertConfig
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -157,13 +92,14 @@ class BertForPreTraining(nn.Module):
             raise TypeError(f"config: expected a BertConfig, got {type(config).__name__}")
         c = self.config = config
         self.embeddings = BertEmbeddings(c)
-        self.layers = nn.ModuleList(BertLayer(c) for _ in range(c.num_layers))
+        self.layers = nn.ModuleList(bert_layer(c) for _ in range(c.num_layers))
         self.final_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps) if c.pre_norm else nn.Identity()
         self.pooler = nn.Linear(c.hidden_size, c.hidden_size)
         self.nsp = nn.Linear(c.hidden_size, 2)
         self.mlm_transform = nn.Linear(c.hidden_size, c.hidden_size)
         self.mlm_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.mlm_bias = nn.Parameter(torch.zeros(c.vocab_size))  # the decoder weight is embeddings.word.weight
+        self.mlm_criterion = LinearCrossEntropyLoss(ignore_index=IGNORE_INDEX)  # fused: no [M, V] logits
         self.apply(self._init_weights)
 
     def _init_weights(self, m: nn.Module) -> None:
@@ -179,7 +115,7 @@ class BertForPreTraining(nn.Module):
         """Final hidden states [total, E] of packed tokens."""
         x = self.embeddings(input_ids, token_type_ids, position_ids)
         for layer in self.layers:
-            x = layer(x, cu_seqlens, max_seqlen)
+            x = layer(x, cu_seqlens=cu_seqlens, max_seqlen=max_seqlen)
         return self.final_norm(x)
 
     def mlm_features(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -228,7 +164,7 @@ class BertForPreTraining(nn.Module):
         out = {"items": input_ids.shape[0]}
         losses = []
         if mlm_labels is not None:
-            out["mlm_loss"] = _mlm_loss(features, self.embeddings.word.weight, self.mlm_bias, mlm_labels)
+            out["mlm_loss"] = self.mlm_criterion(features, self.embeddings.word.weight, mlm_labels, self.mlm_bias)
             losses.append(out["mlm_loss"])
         if nsp_labels is not None:
             out["nsp_loss"] = F.cross_entropy(nsp_logits.float(), nsp_labels)
@@ -239,107 +175,12 @@ class BertForPreTraining(nn.Module):
 
     def flops_per_item(self, seq_len: int = 128, mlm_fraction: float = 0.15) -> float:
         """Training FLOPs per real token (forward + backward = 3x forward) at sequence length
-        ``seq_len``: the layers' matmuls, attention (4 S E a layer forward), and the MLM head on
+        ``seq_len``: the layers (:meth:`~fastpretrain.nn.TransformerBlock.flops`), and the MLM head on
         ``mlm_fraction`` of the tokens; for MFU."""
         c = self.config
-        layer = 2 * (4 * c.hidden_size**2 + 2 * c.hidden_size * c.intermediate_size) + 4 * seq_len * c.hidden_size
+        layers = sum(layer.flops(seq_len) for layer in self.layers) / seq_len
         head = mlm_fraction * 2 * (c.hidden_size**2 + c.hidden_size * c.vocab_size)
-        return 3.0 * (c.num_layers * layer + head)
-
-    # -- Hugging Face interchange ---------------------------------------------------------------
-
-    def to_hf_state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights under ``BertForPreTraining``'s names (query/key/value split from qkv)."""
-        self.config.to_hf_dict()  # raises for pre-norm
-        ours = self.state_dict()
-        out = {}
-        for mine, theirs in _renames(self.config.num_layers):
-            out[theirs] = ours[mine]
-        for i in range(self.config.num_layers):
-            for kind in ("weight", "bias"):
-                q, k, v = ours[f"layers.{i}.attn.qkv.{kind}"].chunk(3)
-                for name, t in (("query", q), ("key", k), ("value", v)):
-                    out[f"bert.encoder.layer.{i}.attention.self.{name}.{kind}"] = t
-        out["cls.predictions.decoder.weight"] = ours["embeddings.word.weight"]
-        out["cls.predictions.decoder.bias"] = ours["mlm_bias"]
-        return out
-
-    @classmethod
-    def from_hf_state_dict(cls, state: dict[str, torch.Tensor], config: BertConfig) -> BertForPreTraining:
-        """A model holding the weights of a ``BertForPreTraining`` state dict."""
-        model = cls(config)
-        ours = {}
-        try:
-            for mine, theirs in _renames(config.num_layers):
-                ours[mine] = state[theirs]
-            for i in range(config.num_layers):
-                for kind in ("weight", "bias"):
-                    parts = [state[f"bert.encoder.layer.{i}.attention.self.{n}.{kind}"] for n in ("query", "key", "value")]
-                    ours[f"layers.{i}.attn.qkv.{kind}"] = torch.cat(parts)
-        except KeyError as e:
-            raise ValueError(f"state: not a BertForPreTraining state dict of {config.num_layers} layers, missing {e}") from None
-        model.load_state_dict(ours)
-        return model
-
-    def to_hf(self):
-        """An equivalent ``transformers.BertForPreTraining`` (needs transformers)."""
-        from transformers import BertConfig as HFConfig
-        from transformers import BertForPreTraining as HFModel
-
-        fields = {k: v for k, v in self.config.to_hf_dict().items() if k != "model_type"}
-        hf = HFModel(HFConfig(**fields))
-        hf.load_state_dict(self.to_hf_state_dict())
-        return hf
-
-    @classmethod
-    def from_hf(cls, hf_model) -> BertForPreTraining:
-        """Our model with the weights of a ``transformers.BertForPreTraining``."""
-        return cls.from_hf_state_dict(hf_model.state_dict(), BertConfig.from_hf_dict(hf_model.config.to_dict()))
-
-    def save_pretrained(self, directory: str | os.PathLike, tokenizer=None) -> Path:
-        """A directory ``transformers.BertForPreTraining.from_pretrained`` loads: config.json,
-        model.safetensors, and (given a tokenizer) vocab.txt + tokenizer.json. Post-norm only."""
-        from fastpretrain.data.wordpiece import save_wordpiece
-
-        directory = Path(directory)
-        config = self.config.to_hf_dict()
-        state = {k: v.detach().cpu().contiguous() for k, v in self.to_hf_state_dict().items()}
-        del state["cls.predictions.decoder.weight"], state["cls.predictions.decoder.bias"]  # tied, as HF saves them
-        with atomic_path(directory / "model.safetensors") as tmp:
-            save_file(state, tmp, metadata={"format": "pt"})
-        with atomic_write(directory / "config.json", "w") as f:
-            json.dump(config, f, indent=2)
-        if tokenizer is not None:
-            save_wordpiece(tokenizer, directory)
-        return directory
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> BertForPreTraining:
-        """Load a ``save_pretrained`` directory (ours or Hugging Face's, safetensors weights)."""
-        directory = Path(directory)
-        for name in ("config.json", "model.safetensors"):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"directory: {str(directory)!r} has no {name}")
-        config = BertConfig.from_hf_dict(json.loads((directory / "config.json").read_text()))
-        return cls.from_hf_state_dict(load_file(directory / "model.safetensors"), config)
-
-
-def _renames(num_layers: int) -> list[tuple[str, str]]:
-    """(our name, Hugging Face name) of every weight that maps one to one."""
-    pairs = [("embeddings.word.weight", "bert.embeddings.word_embeddings.weight"),
-             ("embeddings.position.weight", "bert.embeddings.position_embeddings.weight"),
-             ("embeddings.token_type.weight", "bert.embeddings.token_type_embeddings.weight"),
-             ("mlm_bias", "cls.predictions.bias")]  # fmt: skip
-    modules = [("embeddings.norm", "bert.embeddings.LayerNorm"), ("pooler", "bert.pooler.dense"),
-               ("nsp", "cls.seq_relationship"), ("mlm_transform", "cls.predictions.transform.dense"),
-               ("mlm_norm", "cls.predictions.transform.LayerNorm")]  # fmt: skip
-    for i in range(num_layers):
-        hf = f"bert.encoder.layer.{i}"
-        modules += [(f"layers.{i}.attn.proj", f"{hf}.attention.output.dense"),
-                    (f"layers.{i}.attn_norm", f"{hf}.attention.output.LayerNorm"),
-                    (f"layers.{i}.fc1", f"{hf}.intermediate.dense"), (f"layers.{i}.fc2", f"{hf}.output.dense"),
-                    (f"layers.{i}.mlp_norm", f"{hf}.output.LayerNorm")]  # fmt: skip
-    return pairs + [(f"{m}.{k}", f"{h}.{k}") for m, h in modules for k in ("weight", "bias")]
+        return 3.0 * (layers + head)
 
 
 def _unpad_batch(input_ids, token_type_ids, position_ids, attention_mask, mlm_positions):
@@ -356,3 +197,10 @@ def _unpad_batch(input_ids, token_type_ids, position_ids, attention_mask, mlm_po
     ids, types, positions = packed.x.unbind(-1)
     return ids, types, positions, packed.cu_seqlens, packed.max_seqlen, mlm_positions
 
+
+register_model("bert_tiny", BertForPreTraining, num_layers=2, hidden_size=128)
+register_model("bert_mini", BertForPreTraining, num_layers=4, hidden_size=256)
+register_model("bert_small", BertForPreTraining, num_layers=4, hidden_size=512)
+register_model("bert_medium", BertForPreTraining, num_layers=8, hidden_size=512)
+register_model("bert_base", BertForPreTraining, num_layers=12, hidden_size=768)
+register_model("bert_large", BertForPreTraining, num_layers=24, hidden_size=1024)

@@ -1,0 +1,119 @@
+"""Every registered model builds, runs forward and backward on a tiny input (every trainable
+parameter gets a finite, non-zero gradient), and comes back from save_pretrained / from_pretrained
+with identical outputs; the registry and the loader reject bad names, overrides and files clearly."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from fastpretrain.models import BertForPreTraining, create_model, list_models, model_config
+from fastpretrain.models.registry import write_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# Small inputs; the registered widths and heads, and their depths but for the base and large sizes,
+# cut to two blocks to keep the test in seconds (tests/test_vit.py counts their parameters at full depth).
+INPUTS = {"vit": dict(img_size=32), "mae": dict(img_size=32), "bert": dict(vocab_size=128, max_position_embeddings=16)}
+SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "bert": dict(num_layers=2)}
+
+
+def family(name: str) -> str:
+    return next(f for f in ("mae", "vit", "bert") if name.startswith(f))
+
+
+def small(name: str) -> dict:
+    deep = "_base" in name or "_large" in name
+    return {**INPUTS[family(name)], **(SHALLOW[family(name)] if deep else {})}
+
+
+def run(model, name: str) -> torch.Tensor:
+    """The model's scalar objective on a fixed tiny input."""
+    g = torch.Generator().manual_seed(0)
+    kind = family(name)
+    if kind == "bert":
+        ids = torch.randint(1, 128, (11,), generator=g)
+        batch = dict(input_ids=ids, cu_seqlens=torch.tensor([0, 7, 11], dtype=torch.int32),
+                     mlm_positions=torch.tensor([1, 5, 8]), mlm_labels=torch.tensor([3, 9, 27]),
+                     nsp_labels=torch.tensor([0, 1]))  # fmt: skip
+        return model(**batch)["loss"]
+    c = model.config
+    imgs = torch.randn(2, c.in_chans, c.img_size, c.img_size, generator=g)
+    if kind == "mae":
+        return model(imgs, noise=torch.rand(2, model.num_patches, generator=g))["loss"]
+    return model(imgs).square().mean()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_trains_and_round_trips(name, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(name, **small(name))
+    run(model, name).backward()
+    for pname, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, pname
+    model.eval()
+    with torch.no_grad():
+        before = run(model, name)
+        model.save_pretrained(tmp_path)
+        loaded = type(model).from_pretrained(tmp_path).eval()
+        assert loaded.config == model.config
+        assert torch.equal(run(loaded, name), before)
+
+
+def test_registry_names_and_overrides():
+    assert list_models("bert_*") == ["bert_base", "bert_large", "bert_medium", "bert_mini", "bert_small", "bert_tiny"]
+    assert "mae_vit_fashion_mnist" in list_models("mae_*") and list_models("nope*") == []
+    config = model_config("bert_mini", vocab_size=100)
+    assert (config.num_layers, config.hidden_size, config.num_heads, config.vocab_size) == (4, 256, 4, 100)
+    with pytest.raises(ValueError, match="name: no model 'vit_tinny'; did you mean vit_tiny"):
+        create_model("vit_tinny")
+    with pytest.raises(TypeError, match="hidden: not a field of BertConfig"):
+        model_config("bert_tiny", hidden=3)
+    with pytest.raises(ValueError, match="num_heads: 5 heads split width 128"):
+        model_config("bert_tiny", num_heads=5)
+
+
+def test_loading_rejects_mismatched_files(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("bert_tiny", vocab_size=64, max_position_embeddings=16)
+    model.save_pretrained(tmp_path / "ok")
+    saved = json.loads((tmp_path / "ok" / "config.json").read_text())
+    assert saved["model"] == "bert" and saved["num_layers"] == 2 and saved["vocab_size"] == 64
+
+    fewer = tmp_path / "fewer_layers"
+    model.save_pretrained(fewer)
+    write_config(fewer / "config.json", model_config("bert_tiny", vocab_size=64, max_position_embeddings=16,
+                                                     num_layers=1))  # fmt: skip
+    with pytest.raises(ValueError, match=r"does not fit the config in .*: unexpected layers\.1\.attn\.proj\.bias"):
+        BertForPreTraining.from_pretrained(fewer)
+
+    wider = tmp_path / "vocab"
+    model.save_pretrained(wider)
+    write_config(wider / "config.json", model_config("bert_tiny", vocab_size=65, max_position_embeddings=16))
+    with pytest.raises(ValueError, match=r"shape of .*embeddings\.word\.weight \(64, 128\) \(config: \(65, 128\)\)"):
+        BertForPreTraining.from_pretrained(wider)
+
+    missing = tmp_path / "missing"
+    model.save_pretrained(missing)
+    state = load_file(missing / "model.safetensors")
+    del state["pooler.weight"]
+    save_file(state, missing / "model.safetensors")
+    with pytest.raises(ValueError, match="missing pooler.weight"):
+        BertForPreTraining.from_pretrained(missing)
+
+    with pytest.raises(ValueError, match="holds a 'bert' model, not 'mae'"):
+        type(create_model("mae_vit_fashion_mnist")).from_pretrained(tmp_path / "ok")
+    hf_dir = tmp_path / "hf"
+    hf_dir.mkdir()
+    (hf_dir / "model.safetensors").write_bytes((tmp_path / "ok" / "model.safetensors").read_bytes())
+    (hf_dir / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 128}))
+    with pytest.raises(ValueError, match="no 'model' field: not a fastpretrain save_pretrained folder"):
+        BertForPreTraining.from_pretrained(hf_dir)
+    (hf_dir / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        BertForPreTraining.from_pretrained(hf_dir)
+    with pytest.raises(FileNotFoundError, match="checkpoint: no model.safetensors"):
+        BertForPreTraining.from_pretrained(tmp_path / "absent")
+    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "ok").iterdir())
