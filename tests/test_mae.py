@@ -107,6 +107,22 @@ def test_loss_is_mse_on_masked_patches_only(norm_pix):
     assert (pred.grad[mask == 0] == 0).all() and (pred.grad[mask == 1] != 0).any()
 
 
+def test_norm_pix_loss_of_a_constant_patch_is_finite():
+    """A constant patch has no variance: the epsilon makes its normalised target 0, not 0 / 0."""
+    model = _tiny(img_size=8, norm_pix_loss=True)
+    imgs = torch.randn(1, 3, 8, 8)
+    imgs[..., :4, :4] = 0.25  # patch 0: 48 equal values, mean and variance exact
+    noise = torch.tensor([[0.9, 0.1, 0.5, 0.7]])  # keeps patch 1, masks 0, 2 and 3
+    out = model(imgs, noise=noise, return_outputs=True)
+    assert out["mask"].tolist() == [[1.0, 0.0, 1.0, 1.0]] and torch.isfinite(out["loss"])
+    target = model.patchify(imgs)[0]
+    terms = [(out["pred"][0, 0] ** 2).mean()]
+    for j in (2, 3):
+        normed = (target[j] - target[j].mean()) / (target[j].var() + 1e-6) ** 0.5
+        terms.append(((out["pred"][0, j] - normed) ** 2).mean())
+    torch.testing.assert_close(out["loss"], torch.stack(terms).mean())
+
+
 def test_encoder_sees_only_the_visible_patches():
     model = _tiny(img_size=16).eval()
     imgs = torch.randn(2, 3, 16, 16)
