@@ -17,7 +17,7 @@ gradient, so no .grad accumulation or loss reduction is timed):
 Before it is timed, each candidate's outputs and gradients are checked against MAE's code in
 float32: off by at most 2x MAE's eager code in the run's dtypes, + ATOL. Each candidate draws its own
 masking (compiled code draws other random numbers), so the encoder is checked for the draw it made
-(its ids_restore); that the draw is uniform is tested in tests/test_masking.py. Rows that fail are
+(its ids_restore); that the draw is uniform is tested in tests/ops/test_masking.py. Rows that fail are
 kept with ``valid: false`` and get no speedup; a candidate that raises is an error row.
 
 GB/s counts the bytes the op must move at the least (each input row read once, each output row

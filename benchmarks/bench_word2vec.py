@@ -24,7 +24,7 @@ import tempfile
 from itertools import islice
 from pathlib import Path
 
-import fastpretrain.kernels.sampled_softmax as kernels
+import fastpretrain.kernels.word2vec as kernels
 import numpy as np
 import torch
 from harness import Results, run_info, timed_ms

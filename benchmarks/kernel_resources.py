@@ -7,7 +7,7 @@ registers, spills, shared memory, warpgroup MMA (HGMMA) use and occupancy, per v
 The variants are not listed by hand: each workload below calls the public ops on CPU tensors of a
 real pre-training shape (../shared/BENCHMARKS.md's table, the BERT / GPT / MAE heads, word2vec)
 inside ``hopper.recorded_launches``, so the launchers choose their GPU configs and the JIT records
-each specialization it would compile (see benchmarks/hopper.py). ``tests/test_hopper_compile.py``
+each specialization it would compile (see benchmarks/hopper.py). ``tests/kernels/test_hopper_compile.py``
 runs this script and fails on a compile error, a spill or shared memory beyond the H100/H200
 limit. Run with TRITON_INTERPRET unset.
 """
@@ -107,7 +107,7 @@ def masking_workload(b, length, d, dd, ratio, dtype, param_dtype) -> Callable[[]
     return run
 
 
-def sampled_logits_workload(n, d, v, s, bias, dtype) -> Callable[[], None]:
+def sampled_softmax_workload(n, d, v, s, bias, dtype) -> Callable[[], None]:
     def run():
         hidden, weight = _leaf(n, d, dtype=dtype), _leaf(v, d, dtype=dtype)
         b = _leaf(v, dtype=dtype) if bias else None
@@ -168,9 +168,9 @@ def workloads() -> dict[str, tuple[str, Callable[[], None]]]:
             masking_workload(256, 49, 192, 128, 0.75, dtype, torch.float32),
         )
         for bias in (True, False):
-            out[f"sampled_logits NNLM{' bias' * bias} {t}"] = (
-                "sampled_logits",
-                sampled_logits_workload(8192, 512, 100_000, 8192, bias, dtype),
+            out[f"sampled_softmax NNLM{' bias' * bias} {t}"] = (
+                "sampled_softmax",
+                sampled_softmax_workload(8192, 512, 100_000, 8192, bias, dtype),
             )
     out["attention BERT-base S512 float32"] = ("attention", attention_workload(4, 12, 12, 512, 64, "dense", torch.float32))
     for name, (sg, hs, shared, negative, d) in WORD2VEC.items():

@@ -136,7 +136,7 @@ case "$profile" in
     ;;
   word2vec)
     section bench-word2vec 120 python3 benchmarks/bench_word2vec.py --corpus "$D/corpus20m.txt.xz" --questions "$D/eval/questions-words.txt" --out "$out"
-    section sampled-logits 30 python3 benchmarks/bench_sampled_logits.py --out "$out"
+    section sampled-softmax 30 python3 benchmarks/bench_sampled_softmax.py --out "$out"
     section quality-word2vec 220 python3 benchmarks/quality_word2vec.py --engine ours --corpus "$D/corpus20m.txt.xz" --eval-dir "$D/eval" --methods sg-ns,cbow-ns,sg-hs --out "$out"
     ;;
   quality)

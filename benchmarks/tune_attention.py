@@ -17,7 +17,7 @@ the whole backward call, the other backward kernel at its default.
 
 Writes benchmarks/results/attention_tuning[_<cases>].json/.md (attention_tuning_smoke.* for
 --smoke), rewritten after every row; the fastest valid config per case and kernel then goes into
-kernels/attention.py's ``_configs`` by hand (with the measurement cited in the commit).
+kernels/attention.py's ``_config`` by hand (with the measurement cited in the commit).
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ import torch
 import triton
 import triton.language as tl
 
-from . import target
+from . import contract, target
 
 LOG2E = 1.4426950408889634
-DROPOUT_BITS = tl.constexpr(24)  # a key is kept when the top 24 bits of its Philox draw are >= p * 2**24
+DROPOUT_BITS = tl.constexpr(contract.DROPOUT_BITS)
 
 # Interpreter blocks are the smallest tl.dot takes, so tests cover many blocks cheaply.
 INTERPRETER_CONFIG = {"BLOCK_M": 16, "BLOCK_N": 16, "num_warps": 4, "num_stages": 1}
@@ -301,7 +301,7 @@ def _blocks(block_m: int, block_n: int, num_warps: int, num_stages: int = 3) -> 
     return {"BLOCK_M": block_m, "BLOCK_N": block_n, "num_warps": num_warps, "num_stages": num_stages}
 
 
-def _configs(q: torch.Tensor, max_seqlen: int, dropout: bool) -> dict[str, dict]:
+def _config(q: torch.Tensor, max_seqlen: int, dropout: bool) -> dict[str, dict]:
     """Block sizes of each kernel: tiny in the interpreter; on the GPU, configs that the Hopper
     compile gate finds free of register spills on every shape of the benchmark table
     (benchmarks/results/attention_configs.md; Philox dropout costs ~60 registers, so it gets
@@ -341,13 +341,13 @@ class _Problem:
         self.meta = dict(D=self.dim, BLOCK_D=block_d, CAUSAL=causal, HAS_KPM=key_padding_mask is not None,
                          VARLEN=self.varlen, DROPOUT=dropout_p > 0.0,
                          PRECISION="ieee" if q.dtype == torch.float32 else "tf32")  # fmt: skip
-        self.configs = _configs(q, max(self.sq, self.sk), dropout_p > 0.0)
+        self.configs = _config(q, max(self.sq, self.sk), dropout_p > 0.0)
         self.configs.update({name: cfg for name, cfg in configs.items() if cfg is not None})
-        self.threshold = min(round(dropout_p * 2**DROPOUT_BITS.value), 2**DROPOUT_BITS.value)
+        self.threshold = contract.dropout_threshold(dropout_p)
         self.drop_scale = 1.0 / (1.0 - dropout_p)
         dummy = q.new_empty(1, dtype=torch.uint8)
-        self.kpm = key_padding_mask.view(torch.uint8) if key_padding_mask is not None else dummy
-        self.cu = cu_seqlens if self.varlen else dummy
+        self.kpm = key_padding_mask.contiguous().view(torch.uint8) if key_padding_mask is not None else dummy
+        self.cu = cu_seqlens.contiguous() if self.varlen else dummy
         self.seed = seed if seed is not None else dummy
 
     def strides(self, t: torch.Tensor) -> tuple[int, int, int]:
@@ -369,15 +369,6 @@ class _Problem:
         return (self.heads, self.heads // self.kv_heads, self.sq, self.sk)
 
 
-def new_like(t: torch.Tensor) -> torch.Tensor:
-    """The layout of every output and gradient: packed [total, H, D] contiguous, and dense
-    [B, H, S, D] as a transposed [B, S, H, D] buffer, so merging heads afterwards is free."""
-    if t.dim() == 3:
-        return torch.empty(t.shape, dtype=t.dtype, device=t.device)
-    b, h, s, d = t.shape
-    return torch.empty(b, s, h, d, dtype=t.dtype, device=t.device).transpose(1, 2)
-
-
 def attention_forward(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed,
                       config=None):  # fmt: skip
     """(out, lse float32 in log2 units); see the module docstring for layouts and masks. ``config``
@@ -385,7 +376,7 @@ def attention_forward(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal,
     q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
     pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, {"forward": config})
     cfg = pb.configs["forward"]
-    out = new_like(q)
+    out = contract.attention_out_like(q)
     lse, lse_strides = pb.lse_empty(q)
     _forward_kernel[pb.grid(pb.sq, cfg["BLOCK_M"], pb.heads)](
         q, k, v, out, lse, pb.kpm, pb.cu, pb.seed, *pb.strides(q), *pb.strides(k), *pb.strides(v), *pb.strides(out),
@@ -402,8 +393,9 @@ def attention_backward(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_
                   {"grad_kv": kv_config, "grad_q": q_config})  # fmt: skip
     delta = (grad_out.float() * out.float()).sum(-1)  # rowsum(dO * O) = rowsum(P * dP)
     delta = (delta.T if pb.varlen else delta).contiguous()
+    lse = lse.contiguous()
     lse_strides = (0, lse.shape[1]) if pb.varlen else (pb.heads * pb.sq, pb.sq)
-    dq, dk, dv = new_like(q), new_like(k), new_like(v)
+    dq, dk, dv = contract.attention_out_like(q), contract.attention_out_like(k), contract.attention_out_like(v)
     inputs = (*pb.strides(q), *pb.strides(k), *pb.strides(v), *pb.strides(grad_out))
     tail = (*pb.shared, scale, scale * LOG2E, pb.threshold, pb.drop_scale)
     kv_cfg, q_cfg = pb.configs["grad_kv"], pb.configs["grad_q"]

@@ -99,12 +99,18 @@ def _backward_kernel(H, W, B, T, LSE, G, DH, DW, DB, N, V, D, shn, swv,
         tl.atomic_add(DW + cols[:, None].to(tl.int64) * D + dims[None, :], dw, mask=tile_w)
 
 
-def _setup(hidden, weight):
+def _config(hidden: torch.Tensor) -> dict:
+    """Blocks: tiny in the interpreter, GPU_CONFIG on a GPU; fp32 stays fp32 (no tf32), as the reference."""
     cfg = dict(GPU_CONFIG if target.on_gpu(hidden) else INTERPRETER_CONFIG)
     cfg["PRECISION"] = "ieee" if hidden.dtype == torch.float32 else "tf32"
+    return cfg
+
+
+def _inputs(hidden, weight, bias, targets):
+    """Row strides are passed; the feature dim, bias and targets must be unit-stride."""
     hidden = hidden if hidden.stride(-1) == 1 else hidden.contiguous()
     weight = weight if weight.stride(-1) == 1 else weight.contiguous()
-    return hidden, weight, cfg
+    return hidden, weight, None if bias is None else bias.contiguous(), targets.contiguous()
 
 
 def _splits(n: int, v: int, cfg: dict, hidden: torch.Tensor) -> int:
@@ -117,7 +123,8 @@ def _splits(n: int, v: int, cfg: dict, hidden: torch.Tensor) -> int:
 
 def linear_cross_entropy_forward(hidden, weight, bias, targets):
     """(loss [N] fp32, lse [N] fp32); ignored rows (targets outside [0, V)) get lse as their loss."""
-    hidden, weight, cfg = _setup(hidden, weight)
+    hidden, weight, bias, targets = _inputs(hidden, weight, bias, targets)
+    cfg = _config(hidden)
     (n, d), v = hidden.shape, weight.shape[0]
     splits = _splits(n, v, cfg, hidden)
     v_per_split = triton.cdiv(triton.cdiv(v, splits), cfg["BLOCK_V"]) * cfg["BLOCK_V"]
@@ -134,13 +141,14 @@ def linear_cross_entropy_forward(hidden, weight, bias, targets):
 
 def linear_cross_entropy_backward(grad_rows, hidden, weight, bias, targets, lse):
     """(d hidden, d weight, d bias or None) for per-row loss gradients ``grad_rows`` (0 on ignored rows)."""
-    hidden, weight, cfg = _setup(hidden, weight)
+    hidden, weight, bias, targets = _inputs(hidden, weight, bias, targets)
+    cfg = _config(hidden)
     (n, d), v = hidden.shape, weight.shape[0]
     dh = torch.zeros(n, d, device=hidden.device, dtype=torch.float32)
     dw = torch.zeros(v, d, device=hidden.device, dtype=torch.float32)
     db = torch.zeros(v, device=hidden.device, dtype=torch.float32) if bias is not None else dh
     bias_arg = bias if bias is not None else hidden
     _backward_kernel[(triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(v, cfg["BLOCK_V"]))](
-        hidden, weight, bias_arg, targets, lse, grad_rows.float().contiguous(), dh, dw, db, n, v, d,
+        hidden, weight, bias_arg, targets, lse.contiguous(), grad_rows.float().contiguous(), dh, dw, db, n, v, d,
         hidden.stride(0), weight.stride(0), HAS_BIAS=bias is not None, **cfg)  # fmt: skip
     return dh, dw, db if bias is not None else None

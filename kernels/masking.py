@@ -12,9 +12,10 @@ gradient in one pass over the incoming gradient, reducing over the batch without
   mask_token) + pos[1 + j] with r = ids_restore[b, j], out [B, 1 + L, Dd]. Backward reads dout
   once: dx by scattering kept rows back (ids_restore is a permutation, so each dx row is written
   exactly once, no atomics), dpos[j] = sum_b dout[b, j], dmask_token = sum of masked rows.
-- masking: one program per sample sorts its noise row in registers (keys = float bits << 32 |
-  position, so ties break by position, like a stable argsort) and writes ids_keep, ids_restore (a
-  scatter: no second argsort) and the mask directly: no [B, L] round trips between sorts.
+- masking: one program per sample (rows up to contract.MAX_SORT) sorts its noise row in registers
+  (keys = float bits << 32 | position, so ties break by position, like a stable argsort) and writes
+  ids_keep, ids_restore (a scatter: no second argsort) and the mask directly: no [B, L] round trips
+  between sorts.
 
 Arithmetic: every value is loaded, converted to float32, added once and rounded once to the output
 dtype; batch reductions accumulate in float32 into per-split partial buffers summed by torch.
@@ -26,14 +27,12 @@ import torch
 import triton
 import triton.language as tl
 
-from . import target
+from . import contract, target
 
-MAX_BLOCK_D = 256
 # Interpreter blocks are tiny so that tests on small shapes still span several row, feature and
 # batch blocks (and more than one batch split of the reductions).
-INTERPRETER = {"BLOCK_R": 4, "BLOCK_L": 4, "BLOCK_B": 2, "MAX_D": 32, "num_warps": 4}
-GPU = {"BLOCK_R": 8, "BLOCK_L": 2, "BLOCK_B": 4, "MAX_D": MAX_BLOCK_D, "num_warps": 4}
-MAX_SORT = 4096  # longest noise row sorted in one program; longer rows take torch.argsort
+INTERPRETER_CONFIG = {"BLOCK_R": 4, "BLOCK_L": 4, "BLOCK_B": 2, "MAX_D": 32, "num_warps": 4}
+GPU_CONFIG = {"BLOCK_R": 8, "BLOCK_L": 2, "BLOCK_B": 4, "MAX_D": 256, "num_warps": 4}
 PROGRAMS_PER_SM = 4  # batch splits of a reduction are added until about this many programs per SM
 
 
@@ -172,7 +171,7 @@ def _unshuffle_backward_kernel(DO, IDS, DX, DTOKEN, DPOS, B, L, K, D, sgb, sgl, 
 
 def _config(t: torch.Tensor, dim: int) -> dict:
     """Block sizes: tiny in the interpreter; on the GPU BLOCK_D = next_power_of_2(D) capped at 256."""
-    base = GPU if target.on_gpu(t) else INTERPRETER
+    base = GPU_CONFIG if target.on_gpu(t) else INTERPRETER_CONFIG
     cfg = dict(base)
     cfg["BLOCK_D"] = min(cfg.pop("MAX_D"), triton.next_power_of_2(dim))
     return cfg
@@ -205,19 +204,16 @@ def _reduce(partial: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def masking_from_noise(noise: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """noise float32 [B, L] in [0, 1) -> (ids_keep int64 [B, keep], ids_restore int64 [B, L], mask
-    float32 [B, L]) as MAE's argsort-based code, with ties broken by position."""
+    """noise float32 [B, L], L <= contract.MAX_SORT -> (ids_keep int64 [B, keep], ids_restore int64
+    [B, L], mask float32 [B, L]) of a stable ascending argsort of each row."""
     noise = noise.contiguous()
     b, length = noise.shape
-    if length > MAX_SORT:
-        ids_shuffle = torch.argsort(noise, dim=1, stable=True)
-        ranks = torch.arange(length, device=noise.device).expand(b, length)
-        ids_restore = torch.empty_like(ids_shuffle).scatter_(1, ids_shuffle, ranks)
-        return ids_shuffle[:, :keep].contiguous(), ids_restore, (ids_restore >= keep).float()
+    if length > contract.MAX_SORT:
+        raise ValueError(f"noise: rows of {length} exceed the {contract.MAX_SORT} the masking kernel sorts")
     ids_keep = torch.empty(b, keep, dtype=torch.int64, device=noise.device)
     ids_restore = torch.empty(b, length, dtype=torch.int64, device=noise.device)
     mask = torch.empty(b, length, dtype=torch.float32, device=noise.device)
-    block = triton.next_power_of_2(length)
+    block = triton.next_power_of_2(length)  # the whole row in registers, on any target
     _masking_kernel[(b,)](noise, ids_keep, ids_restore, mask, length, keep, BLOCK=block,
                           num_warps=4 if block <= 1024 else 8)  # fmt: skip
     return ids_keep, ids_restore, mask

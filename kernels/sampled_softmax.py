@@ -1,217 +1,197 @@
-"""word2vec's sampled-softmax updates as fused Triton kernels: gather the rows, score, take the
-log-sigmoid loss and apply word2vec.c's SGD update to the rows in place (no dense gradients).
+"""Sampled softmax with log-Q correction (Jean et al. 2015) as Triton kernels, forward and backward.
 
-The batch is cut into groups of BLOCK_N examples (skip-gram: one input row; CBOW: the mean or
-sum of up to C context rows). A group walks its targets slot by slot, as word2vec.c walks them
-for one pair: the positive then each negative (negative sampling) or each inner node of the
-Huffman path (hierarchical softmax). Each of PROGRAMS programs takes its groups one after the
-other, like one word2vec.c thread; rows shared across programs are updated Hogwild-style with
-atomics. Few examples in flight matter for learning: thousands of concurrent updates computed
-from the same stale row of a frequent word make training diverge (seen with one group per program).
+Row n scores its true class t and the S sampled classes shared by the batch:
+z_t = h.w_t + b_t - log q_t, z_s = h.w_s + b_s - log q_s (-inf for an accidental hit s == t when
+asked), loss = logsumexp(z_t, z_s...) - z_t. The [N, S] logits are never stored: the forward keeps
+an online logsumexp over chunks of BLOCK_S sampled rows, and the backward recomputes each chunk's
+probabilities p = exp(z - lse) from the saved lse, as FlashAttention does. The scatter of the
+per-sample weight gradient into the [V, D] table is left to the caller (index_add_), so repeated
+sampled ids need no atomics here.
 """
 
+import torch
 import triton
 import triton.language as tl
 
 from . import target
 
-MAX_EXP = tl.constexpr(6.0)  # word2vec.c's clamp of the logit
-BLOCK_N = 4  # examples updated together (a power of two)
-PROGRAMS = None  # concurrent programs; None: 2 per SM on a GPU. Tests set 1 to pin the update order.
+# Interpreter blocks: small (the interpreter is slow) but >= 16, as tl.dot requires.
+INTERPRETER_CONFIG = {"BLOCK_N": 16, "BLOCK_S": 16, "BLOCK_D": 32, "num_warps": 4}
+GPU_CONFIG = {"BLOCK_N": 64, "BLOCK_S": 64, "BLOCK_D": 64, "num_warps": 8}  # 4 warps spill (the Hopper compile gate)
+MAX_BLOCK_OUT = 128  # width of the D slice of a gradient one program writes
 
 
 @triton.jit
-def _load_input(syn0, inputs, lengths, rows, mask_n, cols, mask_d, D, C: tl.constexpr, CBOW_MEAN: tl.constexpr):
-    """l1: the input row (C == 1) or the mean/sum of the context rows."""
-    l1 = tl.zeros((rows.shape[0], cols.shape[0]), dtype=tl.float32)
-    for c in tl.static_range(C):
-        idx = tl.load(inputs + rows * C + c, mask=mask_n, other=-1).to(tl.int64)
-        ok = (idx >= 0)[:, None] & mask_d[None, :]
-        l1 += tl.load(syn0 + idx[:, None] * D + cols[None, :], mask=ok, other=0.0).to(tl.float32)
-    if C > 1:
-        count = tl.maximum(tl.load(lengths + rows, mask=mask_n, other=1), 1).to(tl.float32)
-        if CBOW_MEAN:
-            l1 = l1 / count[:, None]
-    return l1
+def _true_logit(hidden, weight, bias, targets, log_q_targets, rows, mask_n, D,
+                HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
+    """z_t [BLOCK_N] (a gathered row-wise dot product) and the target ids."""
+    tgt = tl.load(targets + rows, mask=mask_n, other=0).to(tl.int64)
+    z = tl.zeros((BLOCK_N,), dtype=tl.float32)
+    for d0 in range(0, D, BLOCK_D):
+        cols = d0 + tl.arange(0, BLOCK_D)
+        ok = mask_n[:, None] & (cols < D)[None, :]
+        h = tl.load(hidden + rows[:, None].to(tl.int64) * D + cols[None, :], mask=ok, other=0.0)
+        w = tl.load(weight + tgt[:, None] * D + cols[None, :], mask=ok, other=0.0)
+        z += tl.sum(h.to(tl.float32) * w.to(tl.float32), axis=1)
+    if HAS_BIAS:
+        z += tl.load(bias + tgt, mask=mask_n, other=0.0).to(tl.float32)
+    return z - tl.load(log_q_targets + rows, mask=mask_n, other=0.0), tgt
 
 
 @triton.jit
-def _store_input_error(syn0, inputs, lengths, rows, mask_n, cols, mask_d, neu1e, D, C: tl.constexpr,
-                       CBOW_MEAN: tl.constexpr):  # fmt: skip
-    """syn0[input] += neu1e for every input row (the full error; sum-mode CBOW divides it)."""
-    if C > 1:
-        if not CBOW_MEAN:
-            count = tl.maximum(tl.load(lengths + rows, mask=mask_n, other=1), 1).to(tl.float32)
-            neu1e = neu1e / count[:, None]
-    for c in tl.static_range(C):
-        idx = tl.load(inputs + rows * C + c, mask=mask_n, other=-1).to(tl.int64)
-        ok = (idx >= 0)[:, None] & mask_d[None, :]
-        tl.atomic_add(syn0 + idx[:, None] * D + cols[None, :], neu1e, mask=ok, sem="relaxed")
-    tl.debug_barrier()  # the program's next group reads these rows
-
-
-@triton.jit(do_not_specialize=["N"])  # one compile for every batch size (an epoch ends on an odd one)
-def _ns_kernel(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, N, D,
-               C: tl.constexpr, K: tl.constexpr, CBOW_MEAN: tl.constexpr,
-               BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
-    for group in range(tl.program_id(0), tl.cdiv(N, BLOCK_N), tl.num_programs(0)):
-        _ns_group(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, N, D, group * BLOCK_N,
-                  C, K, CBOW_MEAN, BLOCK_N, BLOCK_D)  # fmt: skip
-
-
-@triton.jit
-def _ns_group(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, N, D, start,
-              C: tl.constexpr, K: tl.constexpr, CBOW_MEAN: tl.constexpr,
-              BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
-    rows = start + tl.arange(0, BLOCK_N)
-    cols = tl.arange(0, BLOCK_D)
-    mask_n, mask_d = rows < N, cols < D
-    l1 = _load_input(syn0, inputs, lengths, rows, mask_n, cols, mask_d, D, C, CBOW_MEAN)
-    target = tl.load(targets + rows, mask=mask_n, other=0)
-    neu1e = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-    total = tl.zeros((BLOCK_N,), dtype=tl.float32)
-    for k in tl.static_range(K + 1):
-        if k == 0:
-            t = target
-            label = 1.0
-            live = mask_n
-        else:
-            t = tl.load(negatives + rows * K + (k - 1), mask=mask_n, other=0)
-            label = 0.0
-            live = mask_n & (t != target)  # word2vec.c skips a negative equal to the target
-        ptrs = syn1 + t.to(tl.int64)[:, None] * D + cols[None, :]
-        ok = live[:, None] & mask_d[None, :]
-        w = tl.load(ptrs, mask=ok, other=0.0).to(tl.float32)
-        f = tl.sum(l1 * w, axis=1)
-        g = (label - tl.where(f > MAX_EXP, 1.0, tl.where(f < -MAX_EXP, 0.0, tl.sigmoid(f)))) * alpha
-        g = tl.where(live, g, 0.0)
-        signed = f * (2.0 * label - 1.0)  # -log sigmoid(+f) for the positive, (-f) for negatives
-        total += tl.where(live, tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed))), 0.0)
-        neu1e += g[:, None] * w
-        tl.atomic_add(ptrs, g[:, None] * l1, mask=ok, sem="relaxed")
-        tl.debug_barrier()  # the next slot's loads see this slot's updates, as in word2vec.c
-    _store_input_error(syn0, inputs, lengths, rows, mask_n, cols, mask_d, neu1e, D, C, CBOW_MEAN)
-    tl.store(loss + rows, total, mask=mask_n)
-
-
-@triton.jit(do_not_specialize=["N"])  # one compile for every batch size (an epoch ends on an odd one)
-def _hs_kernel(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, alpha, N, D, L,
-               C: tl.constexpr, CBOW_MEAN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
-    for group in range(tl.program_id(0), tl.cdiv(N, BLOCK_N), tl.num_programs(0)):
-        _hs_group(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, alpha, N, D, L,
-                  group * BLOCK_N, C, CBOW_MEAN, BLOCK_N, BLOCK_D)  # fmt: skip
+def _sampled_logits(hidden, weight, bias, sampled, log_q_sampled, rows, mask_n, tgt, s0, S, D,
+                    HAS_BIAS: tl.constexpr, REMOVE_HITS: tl.constexpr, PRECISION: tl.constexpr,
+                    BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
+    """z [BLOCK_N, BLOCK_S] for sampled positions s0.. (-inf past S and on removed hits), and their ids."""
+    sid = s0 + tl.arange(0, BLOCK_S)
+    mask_s = sid < S
+    ids = tl.load(sampled + sid, mask=mask_s, other=0).to(tl.int64)
+    acc = tl.zeros((BLOCK_N, BLOCK_S), dtype=tl.float32)
+    for d0 in range(0, D, BLOCK_D):
+        cols = d0 + tl.arange(0, BLOCK_D)
+        mask_d = cols < D
+        h = tl.load(hidden + rows[:, None].to(tl.int64) * D + cols[None, :],
+                    mask=mask_n[:, None] & mask_d[None, :], other=0.0)  # fmt: skip
+        w = tl.load(weight + ids[None, :] * D + cols[:, None], mask=mask_d[:, None] & mask_s[None, :], other=0.0)
+        acc = tl.dot(h, w, acc, input_precision=PRECISION)
+    if HAS_BIAS:
+        acc += tl.load(bias + ids, mask=mask_s, other=0.0).to(tl.float32)[None, :]
+    z = acc - tl.load(log_q_sampled + sid, mask=mask_s, other=0.0)[None, :]
+    dead = ~mask_s[None, :]
+    if REMOVE_HITS:
+        dead = dead | (ids[None, :] == tgt[:, None])
+    return tl.where(dead, float("-inf"), z), ids, sid, mask_s
 
 
 @triton.jit
-def _hs_group(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, alpha, N, D, L, start,
-              C: tl.constexpr, CBOW_MEAN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
-    rows = start + tl.arange(0, BLOCK_N)
-    cols = tl.arange(0, BLOCK_D)
-    mask_n, mask_d = rows < N, cols < D
-    l1 = _load_input(syn0, inputs, lengths, rows, mask_n, cols, mask_d, D, C, CBOW_MEAN)
-    target = tl.load(targets + rows, mask=mask_n, other=0).to(tl.int64)
-    depth = tl.load(code_lengths + target, mask=mask_n, other=0)
-    neu1e = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-    total = tl.zeros((BLOCK_N,), dtype=tl.float32)
-    for i in range(0, L):
-        on_path = mask_n & (i < depth)
-        node = tl.load(points + target * L + i, mask=on_path, other=0).to(tl.int64)
-        code = tl.load(codes + target * L + i, mask=on_path, other=0).to(tl.float32)
-        ptrs = syn1 + node[:, None] * D + cols[None, :]
-        w = tl.load(ptrs, mask=on_path[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
-        f = tl.sum(l1 * w, axis=1)
-        signed = f * (1.0 - 2.0 * code)  # branch 0 scores sigmoid(f), branch 1 sigmoid(-f)
-        total += tl.where(on_path, tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed))), 0.0)
-        live = on_path & (f > -MAX_EXP) & (f < MAX_EXP)  # word2vec.c skips saturated nodes
-        g = tl.where(live, (1.0 - code - tl.sigmoid(f)) * alpha, 0.0)
-        neu1e += g[:, None] * w
-        tl.atomic_add(ptrs, g[:, None] * l1, mask=live[:, None] & mask_d[None, :], sem="relaxed")
-        tl.debug_barrier()
-    _store_input_error(syn0, inputs, lengths, rows, mask_n, cols, mask_d, neu1e, D, C, CBOW_MEAN)
-    tl.store(loss + rows, total, mask=mask_n)
+def _forward_kernel(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, loss, lse, N, S, D,
+                    HAS_BIAS: tl.constexpr, REMOVE_HITS: tl.constexpr, PRECISION: tl.constexpr,
+                    BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = rows < N
+    z_t, tgt = _true_logit(hidden, weight, bias, targets, log_q_targets, rows, mask_n, D, HAS_BIAS, BLOCK_N, BLOCK_D)
+    m = z_t  # running max and sum of exp(z - m), started with the true logit (always finite)
+    total = tl.full((BLOCK_N,), 1.0, dtype=tl.float32)
+    for s0 in range(0, S, BLOCK_S):
+        z, _, _, _ = _sampled_logits(hidden, weight, bias, sampled, log_q_sampled, rows, mask_n, tgt, s0, S, D,
+                                     HAS_BIAS, REMOVE_HITS, PRECISION, BLOCK_N, BLOCK_S, BLOCK_D)  # fmt: skip
+        m_new = tl.maximum(m, tl.max(z, axis=1))
+        total = total * tl.exp(m - m_new) + tl.sum(tl.exp(z - m_new[:, None]), axis=1)
+        m = m_new
+    row_lse = m + tl.log(total)
+    tl.store(lse + rows, row_lse, mask=mask_n)
+    tl.store(loss + rows, row_lse - z_t, mask=mask_n)
 
 
-@triton.jit(do_not_specialize=["N"])  # one compile for every batch size (an epoch ends on an odd one)
-def _shared_kernel(syn0, syn1, contexts, centers, negatives, loss, alpha, N, D,
-                   C: tl.constexpr, K: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr,
-                   BLOCK_D: tl.constexpr):  # fmt: skip
-    """HogBatch skip-gram: the context rows of one center share its targets (the center and K
-    negatives), so the scores and both updates are three small matrix products."""
-    ci, ki, cols = tl.arange(0, BLOCK_C), tl.arange(0, BLOCK_K), tl.arange(0, BLOCK_D)
-    mask_d = cols < D
-    for n in range(tl.program_id(0), N, tl.num_programs(0)):
-        ctx = tl.load(contexts + n * C + ci, mask=ci < C, other=-1).to(tl.int64)
-        ok_c = ctx >= 0
-        center = tl.load(centers + n).to(tl.int64)
-        neg = tl.load(negatives + n * K + ki - 1, mask=(ki >= 1) & (ki <= K), other=0).to(tl.int64)
-        target = tl.where(ki == 0, center, neg)
-        ok_k = (ki == 0) | ((ki <= K) & (neg != center))  # a negative equal to the center is skipped
-        c_ptrs = syn0 + ctx[:, None] * D + cols[None, :]
-        t_ptrs = syn1 + target[:, None] * D + cols[None, :]
-        c_mask = ok_c[:, None] & mask_d[None, :]
-        t_mask = ok_k[:, None] & mask_d[None, :]
-        rows_c = tl.load(c_ptrs, mask=c_mask, other=0.0)
-        rows_t = tl.load(t_ptrs, mask=t_mask, other=0.0)
-        f = tl.dot(rows_c, tl.trans(rows_t))  # [BLOCK_C, BLOCK_K]
-        label = tl.where(ki == 0, 1.0, 0.0)[None, :]
-        live = ok_c[:, None] & ok_k[None, :]
-        p = tl.where(f > MAX_EXP, 1.0, tl.where(f < -MAX_EXP, 0.0, tl.sigmoid(f)))
-        g = tl.where(live, (label - p) * alpha, 0.0)
-        signed = f * (2.0 * label - 1.0)
-        nll = tl.where(live, tl.maximum(-signed, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(signed))), 0.0)
-        tl.store(loss + n, tl.sum(tl.sum(nll, axis=1), axis=0))
-        tl.atomic_add(t_ptrs, tl.dot(tl.trans(g), rows_c), mask=t_mask, sem="relaxed")
-        tl.atomic_add(c_ptrs, tl.dot(g, rows_t), mask=c_mask, sem="relaxed")
-        tl.debug_barrier()  # the program's next center reads these rows
+@triton.jit
+def _grad_hidden_kernel(grad, hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, lse,
+                        grad_hidden, coef_t, N, S, D,
+                        HAS_BIAS: tl.constexpr, REMOVE_HITS: tl.constexpr, PRECISION: tl.constexpr,
+                        BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr,
+                        BLOCK_OUT: tl.constexpr):  # fmt: skip
+    """d_h = g (p_t - 1) w_t + sum_s g p_s w_s for a [BLOCK_N, BLOCK_OUT] tile; also g (p_t - 1) per row."""
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    out = tl.program_id(1) * BLOCK_OUT + tl.arange(0, BLOCK_OUT)
+    mask_n, mask_o = rows < N, out < D
+    g = tl.load(grad + rows, mask=mask_n, other=0.0)
+    row_lse = tl.load(lse + rows, mask=mask_n, other=0.0)
+    z_t, tgt = _true_logit(hidden, weight, bias, targets, log_q_targets, rows, mask_n, D, HAS_BIAS, BLOCK_N, BLOCK_D)
+    c_t = tl.where(mask_n, g * (tl.exp(z_t - row_lse) - 1.0), 0.0)
+    w_t = tl.load(weight + tgt[:, None] * D + out[None, :], mask=mask_n[:, None] & mask_o[None, :], other=0.0)
+    acc = c_t[:, None] * w_t.to(tl.float32)
+    for s0 in range(0, S, BLOCK_S):
+        z, ids, _, mask_s = _sampled_logits(hidden, weight, bias, sampled, log_q_sampled, rows, mask_n, tgt, s0, S,
+                                            D, HAS_BIAS, REMOVE_HITS, PRECISION, BLOCK_N, BLOCK_S, BLOCK_D)  # fmt: skip
+        p = tl.where(mask_n[:, None], tl.exp(z - row_lse[:, None]) * g[:, None], 0.0)
+        w = tl.load(weight + ids[:, None] * D + out[None, :], mask=mask_s[:, None] & mask_o[None, :], other=0.0)
+        acc = tl.dot(p.to(w.dtype), w, acc, input_precision=PRECISION)
+    tile = mask_n[:, None] & mask_o[None, :]
+    tl.store(grad_hidden + rows[:, None].to(tl.int64) * D + out[None, :], acc, mask=tile)
+    if tl.program_id(1) == 0:
+        tl.store(coef_t + rows, c_t, mask=mask_n)
 
 
-def _grid(work, syn0, per_sm=2):
-    """Programs for `work` units walked in turn: PROGRAMS, else `per_sm` per SM on a GPU (few
-    examples in flight, as word2vec.c's threads), else one per unit in the interpreter."""
-    programs = PROGRAMS
-    if programs is None:
-        programs = per_sm * target.sm_count(syn0.device) if target.on_gpu(syn0) else work
-    return (max(1, min(work, programs)),)
+@triton.jit
+def _grad_sampled_kernel(grad, hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, lse,
+                         grad_w_sampled, grad_b_sampled, N, S, D,
+                         HAS_BIAS: tl.constexpr, REMOVE_HITS: tl.constexpr, PRECISION: tl.constexpr,
+                         BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr,
+                         BLOCK_OUT: tl.constexpr):  # fmt: skip
+    """d w_s = sum_n g p_s h_n (a [BLOCK_S, BLOCK_OUT] tile) and d b_s = sum_n g p_s, per sampled position."""
+    s0 = tl.program_id(0) * BLOCK_S
+    out = tl.program_id(1) * BLOCK_OUT + tl.arange(0, BLOCK_OUT)
+    mask_o = out < D
+    acc = tl.zeros((BLOCK_S, BLOCK_OUT), dtype=tl.float32)
+    acc_b = tl.zeros((BLOCK_S,), dtype=tl.float32)
+    for n0 in range(0, N, BLOCK_N):
+        rows = n0 + tl.arange(0, BLOCK_N)
+        mask_n = rows < N
+        g = tl.load(grad + rows, mask=mask_n, other=0.0)
+        row_lse = tl.load(lse + rows, mask=mask_n, other=0.0)
+        tgt = tl.load(targets + rows, mask=mask_n, other=0).to(tl.int64)
+        z, _, _, _ = _sampled_logits(hidden, weight, bias, sampled, log_q_sampled, rows, mask_n, tgt, s0, S, D,
+                                     HAS_BIAS, REMOVE_HITS, PRECISION, BLOCK_N, BLOCK_S, BLOCK_D)  # fmt: skip
+        p = tl.where(mask_n[:, None], tl.exp(z - row_lse[:, None]) * g[:, None], 0.0)
+        h = tl.load(hidden + rows[:, None].to(tl.int64) * D + out[None, :],
+                    mask=mask_n[:, None] & mask_o[None, :], other=0.0)  # fmt: skip
+        acc = tl.dot(tl.trans(p).to(h.dtype), h, acc, input_precision=PRECISION)
+        acc_b += tl.sum(p, axis=0)
+    sid = s0 + tl.arange(0, BLOCK_S)
+    mask_s = sid < S
+    tl.store(grad_w_sampled + sid[:, None].to(tl.int64) * D + out[None, :], acc,
+             mask=mask_s[:, None] & mask_o[None, :])  # fmt: skip
+    if tl.program_id(1) == 0:
+        tl.store(grad_b_sampled + sid, acc_b, mask=mask_s)
 
 
-def ns_update(syn0, syn1, inputs, lengths, targets, negatives, loss, alpha, cbow_mean):
-    """Negative-sampling update of ``syn0``/``syn1`` in place; writes per-example loss.
-
-    inputs [N, C] int32 (-1 padded), lengths [N] (CBOW), targets [N], negatives [N, K]; all
-    contiguous, on one device.
-    """
-    n, c = inputs.shape
-    k = negatives.shape[1]
-    d = syn0.shape[1]
-    block_d = triton.next_power_of_2(d)
-    grid = _grid(triton.cdiv(n, BLOCK_N), syn0)
-    # 8 warps from 256 dims: on 4, d 200 with 10 negatives spills (the Hopper compile gate).
-    _ns_kernel[grid](syn0, syn1, inputs, lengths, targets, negatives, loss, float(alpha), n, d,
-                     C=c, K=k, CBOW_MEAN=bool(cbow_mean), BLOCK_N=BLOCK_N, BLOCK_D=block_d,
-                     num_warps=8 if block_d >= 256 else 4)  # fmt: skip
+def _config(hidden: torch.Tensor) -> dict:
+    """Blocks: tiny in the interpreter, GPU_CONFIG on a GPU; BLOCK_OUT from D."""
+    blocks = dict(GPU_CONFIG if target.on_gpu(hidden) else INTERPRETER_CONFIG)
+    d = hidden.shape[1]
+    blocks["BLOCK_OUT"] = min(MAX_BLOCK_OUT, max(16, triton.next_power_of_2(d)))
+    # fp32 stays fp32 (no tf32) so the kernel agrees with the float32 reference.
+    blocks["PRECISION"] = "ieee" if hidden.dtype == torch.float32 else "tf32"
+    return blocks
 
 
-def hs_update(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, alpha, cbow_mean):
-    """Hierarchical-softmax update of ``syn0``/``syn1`` in place; writes per-example loss.
-
-    codes int8 / points int32 [V, L] and code_lengths [V] are the Huffman tables of the vocab.
-    """
-    n, c = inputs.shape
-    d = syn0.shape[1]
-    grid = _grid(triton.cdiv(n, BLOCK_N), syn0)
-    _hs_kernel[grid](syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, loss, float(alpha), n, d,
-                     codes.shape[1], C=c, CBOW_MEAN=bool(cbow_mean), BLOCK_N=BLOCK_N,
-                     BLOCK_D=triton.next_power_of_2(d))  # fmt: skip
+def _args(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled):
+    hidden, weight = hidden.contiguous(), weight.contiguous()
+    bias = weight if bias is None else bias.contiguous()  # any pointer; never read without HAS_BIAS
+    rest = (targets, sampled, log_q_targets, log_q_sampled)
+    return hidden, weight, bias, *(t.contiguous() for t in rest)
 
 
-def shared_update(syn0, syn1, contexts, centers, negatives, loss, alpha):
-    """HogBatch skip-gram update in place: contexts [N, C] (-1 padded) share the targets
-    (centers [N], negatives [N, K]) of their center. The scores run on tensor cores (tf32 on
-    a GPU); one center per program step, programs as in ``ns_update``."""
-    n, c = contexts.shape
-    k = negatives.shape[1]
-    d = syn0.shape[1]
-    block_c, block_k = max(16, triton.next_power_of_2(c)), max(16, triton.next_power_of_2(k + 1))
-    _shared_kernel[_grid(n, syn0, per_sm=4)](syn0, syn1, contexts, centers, negatives, loss, float(alpha), n, d,
-                                                    C=c, K=k, BLOCK_C=block_c, BLOCK_K=block_k,
-                                                    BLOCK_D=triton.next_power_of_2(d))  # fmt: skip
+def sampled_softmax_forward(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, remove_hits):
+    """Per-row loss and logsumexp, both [N] float32. hidden [N, D], weight [V, D], bias [V] or None,
+    targets [N], sampled [S], log_q_* float32 [N] / [S]; all on one device."""
+    args = _args(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled)
+    (n, d), s = hidden.shape, sampled.shape[0]
+    loss = torch.empty(n, dtype=torch.float32, device=hidden.device)
+    lse = torch.empty_like(loss)
+    cfg = _config(hidden)
+    cfg.pop("BLOCK_OUT")
+    grid = (triton.cdiv(n, cfg["BLOCK_N"]),)
+    _forward_kernel[grid](*args, loss, lse, n, s, d, HAS_BIAS=bias is not None, REMOVE_HITS=bool(remove_hits), **cfg)
+    return loss, lse
+
+
+def sampled_softmax_backward(grad, hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, lse,
+                             remove_hits):  # fmt: skip
+    """Gradients from the saved lse: d_hidden [N, D] (hidden's dtype), d_w_sampled [S, D] and d_b_sampled [S]
+    (float32, one row per sampled position, to scatter into the table), and g (p_t - 1) [N] float32, the
+    coefficient of the target rows (d w_t = coef h, d b_t = coef)."""
+    args = _args(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled)
+    (n, d), s = hidden.shape, sampled.shape[0]
+    grad, lse = grad.contiguous().float(), lse.contiguous()
+    cfg = _config(hidden)
+    flags = dict(HAS_BIAS=bias is not None, REMOVE_HITS=bool(remove_hits), **cfg)
+    out_blocks = triton.cdiv(d, cfg["BLOCK_OUT"])
+    grad_hidden = torch.empty_like(args[0])
+    coef_t = torch.empty(n, dtype=torch.float32, device=hidden.device)
+    _grad_hidden_kernel[(triton.cdiv(n, cfg["BLOCK_N"]), out_blocks)](grad, *args, lse, grad_hidden, coef_t, n, s, d,
+                                                                      **flags)  # fmt: skip
+    grad_w = torch.empty(s, d, dtype=torch.float32, device=hidden.device)
+    grad_b = torch.empty(s, dtype=torch.float32, device=hidden.device)
+    _grad_sampled_kernel[(triton.cdiv(s, cfg["BLOCK_S"]), out_blocks)](grad, *args, lse, grad_w, grad_b, n, s, d,
+                                                                       **flags)  # fmt: skip
+    return grad_hidden, grad_w, grad_b, coef_t

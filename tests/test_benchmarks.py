@@ -192,19 +192,19 @@ def sampled_outputs(row):
     return {"loss"} | ({"d_hidden", "d_weight"} if row["pass"] == "fwd+bwd" else set())
 
 
-def test_bench_sampled_logits_smoke(tmp_path):
+def test_bench_sampled_softmax_smoke(tmp_path):
     """Every candidate x pass is checked against its own float32 math and timed; with ours made to
     fail, its rows are error rows and the eager and full-softmax rows are still measured."""
-    stem = "sampled_logits_cpu_smoke"
+    stem = "sampled_softmax_cpu_smoke"
     candidates = ["ours", "eager", "full softmax (F.cross_entropy)"]
-    result, md = smoke_result("bench_sampled_logits.py", stem, tmp_path)
+    result, md = smoke_result("bench_sampled_softmax.py", stem, tmp_path)
     rows = result["rows"]
     assert [(r["candidate"], r["pass"]) for r in rows] == [(c, p) for p in PASSES for c in candidates]
     assert_measured(result, md, "ms", "eager", sampled_outputs)
     assert all(e < 1e-5 for r in rows if r["candidate"] == "ours" for e in r["max_err"].values())
     assert result["config"]["vocab"] < 1000 and result["device"].startswith("cpu")
 
-    result, md = smoke_result("bench_sampled_logits.py", stem, tmp_path, fail="ours")
+    result, md = smoke_result("bench_sampled_softmax.py", stem, tmp_path, fail="ours")
     failed = [("error" in r, r["candidate"]) for r in result["rows"]]
     assert failed == [(c == "ours", c) for _ in PASSES for c in candidates]
     assert_measured(result, md, "ms", "eager", sampled_outputs)

@@ -96,7 +96,7 @@ def test_bench_word2vec_error_rows(tmp_path):
 def test_word2vec_kernels_compile_once_for_every_batch_size(tmp_path):
     """The fused kernels do not specialize on N (an epoch's odd last batch would compile mid-run).
     Run outside the checkout, whose source tree would shadow the installed package."""
-    code = ("import fastpretrain.kernels.sampled_softmax as k; "
+    code = ("import fastpretrain.kernels.word2vec as k; "
             "print([[p.name for p in f.params if p.do_not_specialize] "
             "for f in (k._ns_kernel, k._hs_kernel, k._shared_kernel)])")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # compiled JIT functions, not interpreted

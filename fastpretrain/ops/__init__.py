@@ -1,5 +1,12 @@
 """Torch ops on fastpretrain's Triton kernels, each with a pure-torch ``*_reference`` that is
-both its spec and its CPU path (see ``dispatch`` for which path runs)."""
+both its spec and its CPU path (see ``dispatch`` for which path runs; ``use_kernels(False)``
+forces the reference everywhere).
+
+One contract for every op: a kernel file in ``fastpretrain.kernels`` and an op file here that
+checks its arguments with ``checks`` (TypeError for types and dtypes, ValueError for shapes and
+values), registers a ``torch.library.custom_op`` with ``register_fake`` and ``register_autograd``,
+and defines ``<op>_reference`` (forward, differentiable) and ``<op>_backward_reference`` (the
+explicit backward the CPU path runs); each op passes ``torch.library.opcheck``."""
 
 from fastpretrain.ops.attention import (
     attention,
@@ -8,7 +15,7 @@ from fastpretrain.ops.attention import (
     attention_varlen_reference,
 )
 from fastpretrain.ops.cross_entropy import linear_cross_entropy, linear_cross_entropy_reference
-from fastpretrain.ops.dispatch import kernels_on_cpu
+from fastpretrain.ops.dispatch import kernels_on_cpu, use_kernels
 from fastpretrain.ops.masking import (
     Masking,
     gather_visible,
@@ -18,8 +25,8 @@ from fastpretrain.ops.masking import (
     unshuffle_tokens,
     unshuffle_tokens_reference,
 )
-from fastpretrain.ops.sampled_logits import sampled_softmax_loss, sampled_softmax_loss_reference
-from fastpretrain.ops.sampled_softmax import (
+from fastpretrain.ops.sampled_softmax import sampled_softmax_loss, sampled_softmax_loss_reference
+from fastpretrain.ops.word2vec import (
     hs_update_reference,
     ns_update_reference,
     shared_ns_update_reference,
@@ -48,6 +55,7 @@ __all__ = [
     "shared_ns_update_reference",
     "unshuffle_tokens",
     "unshuffle_tokens_reference",
+    "use_kernels",
     "word2vec_hs_update_",
     "word2vec_ns_update_",
     "word2vec_shared_ns_update_",

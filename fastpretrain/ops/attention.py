@@ -18,11 +18,10 @@ import math
 
 import torch
 
+from fastpretrain.kernels.contract import DROPOUT_BITS, HEAD_DIMS, attention_out_like, dropout_threshold
+from fastpretrain.ops import checks
 from fastpretrain.ops.dispatch import use_kernel
 
-HEAD_DIMS = (16, 32, 64, 96, 128)
-_FLOAT = (torch.float32, torch.float16, torch.bfloat16)
-DROPOUT_BITS = 24  # as in kernels/attention.py
 _PHILOX_ROUND = (0xD2511F53, 0xCD9E8D57)
 _PHILOX_KEY = (0x9E3779B9, 0xBB67AE85)
 _LOW32 = 0xFFFFFFFF
@@ -55,11 +54,7 @@ def dropout_keep_mask(seed: int, dropout_p: float, batch: int, heads: int, sq: i
     j = torch.arange(sk, device=dev).view(1, 1, sk)
     bh = torch.arange(batch * heads, device=dev).view(-1, 1, 1)
     bits = philox(seed, i, j, bh, torch.zeros((), dtype=torch.int64, device=dev)) >> (32 - DROPOUT_BITS)
-    return (bits >= _threshold(dropout_p)).view(batch, heads, sq, sk)
-
-
-def _threshold(dropout_p: float) -> int:
-    return min(round(dropout_p * 2**DROPOUT_BITS), 2**DROPOUT_BITS)
+    return (bits >= dropout_threshold(dropout_p)).view(batch, heads, sq, sk)
 
 
 def _attend(q, k, v, allowed, keep, scale, dropout_p, grad_out=None):
@@ -137,21 +132,23 @@ def attention_varlen_reference(q, k, v, cu_seqlens, max_seqlen, *, causal=False,
     return _varlen_reference(q, k, v, cu_seqlens, causal, scale, dropout_p, dropout_seed)[0]
 
 
-def _new_like(t: torch.Tensor) -> torch.Tensor:
-    """Outputs and gradients: packed [total, H, D] contiguous, dense [B, H, S, D] as a transposed
-    [B, S, H, D] buffer (merging heads afterwards is free); kernels/attention.py's ``new_like``."""
-    if t.dim() == 3:
-        return torch.empty(t.shape, dtype=t.dtype, device=t.device)
-    b, h, s, d = t.shape
-    return torch.empty(b, s, h, d, dtype=t.dtype, device=t.device).transpose(1, 2)
+def _forward_reference(q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p, seed):
+    """What the forward op computes, in plain torch: (out, lse float32 in log2 units)."""
+    if cu_seqlens is not None:
+        return _varlen_reference(q, k, v, cu_seqlens, causal, scale, dropout_p, seed)
+    return _dense_reference(q, k, v, key_padding_mask, causal, scale, dropout_p, seed)
 
 
-def _reference(q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p, seed, grad_out=None):
-    """The reference forward (out, lse), or its backward (dq, dk, dv) given ``grad_out``."""
-    seed = int(seed.item()) if seed is not None else 0
+def attention_backward_reference(grad_out, q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p, seed):
+    """The explicit backward in plain torch (the CPU path's): (dq, dk, dv) of the dense (``cu_seqlens``
+    None) or packed attention, recomputing the probabilities; ``seed`` is the int dropout key."""
     if cu_seqlens is not None:
         return _varlen_reference(q, k, v, cu_seqlens, causal, scale, dropout_p, seed, grad_out)
     return _dense_reference(q, k, v, key_padding_mask, causal, scale, dropout_p, seed, grad_out)
+
+
+def _seed_value(seed: torch.Tensor | None) -> int:
+    return int(seed.item()) if seed is not None else 0
 
 
 @torch.library.custom_op("fastpretrain::attention_forward", mutates_args=())
@@ -163,8 +160,8 @@ def _forward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: t
         from fastpretrain.kernels.attention import attention_forward
 
         return attention_forward(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed)
-    out, lse = _reference(q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p, seed)
-    return _new_like(q).copy_(out), lse.contiguous()
+    out, lse = _forward_reference(q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p, _seed_value(seed))
+    return attention_out_like(q).copy_(out), lse.contiguous()
 
 
 @_forward_op.register_fake
@@ -173,7 +170,7 @@ def _(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_
         lse = q.new_empty(q.shape[1], q.shape[0], dtype=torch.float32)
     else:
         lse = q.new_empty(q.shape[:3], dtype=torch.float32)
-    return _new_like(q), lse
+    return attention_out_like(q), lse
 
 
 @torch.library.custom_op("fastpretrain::attention_backward", mutates_args=())
@@ -187,13 +184,14 @@ def _backward_op(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
 
         return attention_backward(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_padding_mask, causal,
                                   scale, dropout_p, seed)  # fmt: skip
-    grads = _reference(q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p, seed, grad_out)
-    return tuple(_new_like(t).copy_(g) for t, g in zip((q, k, v), grads))
+    grads = attention_backward_reference(grad_out, q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p,
+                                         _seed_value(seed))  # fmt: skip
+    return tuple(attention_out_like(t).copy_(g) for t, g in zip((q, k, v), grads))
 
 
 @_backward_op.register_fake
 def _(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed):
-    return _new_like(q), _new_like(k), _new_like(v)
+    return attention_out_like(q), attention_out_like(k), attention_out_like(v)
 
 
 def _setup_context(ctx, inputs, output):
@@ -213,33 +211,30 @@ def _backward(ctx, grad_out, grad_lse):
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-def _check_qkv(q, k, v, dims: int, layout: str) -> None:
+def _check_qkv(q, k, v, ndim: int, layout: str) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-        if t.dtype not in _FLOAT:
-            raise TypeError(f"{name}: expected float32, float16 or bfloat16, got {t.dtype}")
-        if t.dim() != dims:
-            raise ValueError(f"{name}: expected a {dims}-d {layout} tensor, got shape {tuple(t.shape)}")
-        if t.dtype != q.dtype:
-            raise TypeError(f"{name}: expected {q.dtype} like q, got {t.dtype}")
-        if t.device != q.device:
-            raise ValueError(f"{name}: expected a tensor on {q.device} like q, got {t.device}")
+        checks.tensor(name, t, checks.FLOAT, layout)
+        checks.dims(name, t, ndim, layout)
+        checks.dtype_like(name, t, "q", q)
+        checks.device_like(name, t, "q", q)
     d = q.shape[-1]
     if d not in HEAD_DIMS:
         raise ValueError(f"q: head dim {d} is not supported; expected one of {HEAD_DIMS}")
     if k.shape[-1] != d or v.shape != k.shape:
         raise ValueError(f"k, v: expected equal shapes with head dim {d}, got {tuple(k.shape)} and {tuple(v.shape)}")
-    heads, kv_heads = q.shape[-2 if dims == 3 else 1], k.shape[-2 if dims == 3 else 1]
+    heads, kv_heads = q.shape[-2 if ndim == 3 else 1], k.shape[-2 if ndim == 3 else 1]
     if kv_heads == 0 or heads % kv_heads:
         raise ValueError(f"k: its {kv_heads} heads must divide q's {heads} heads")
 
 
-def _check_common(dropout_p, scale) -> None:
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p: expected a float in [0, 1), got {dropout_p!r}")
-    if scale is not None and not (isinstance(scale, (int, float)) and scale > 0 and math.isfinite(scale)):
-        raise ValueError(f"scale: expected a finite float > 0 or None, got {scale!r}")
+def _check_common(q, dropout_p, scale, dropout_seed) -> tuple[float, float]:
+    """(dropout_p, scale) as floats, the scale defaulting to 1 / sqrt(D)."""
+    dropout_p = checks.real("dropout_p", dropout_p, "a float in [0, 1)", lambda p: 0.0 <= p < 1.0)
+    if scale is not None:
+        scale = checks.real("scale", scale, "a finite float > 0 or None", lambda x: x > 0 and math.isfinite(x))
+    if dropout_seed is not None:
+        checks.integer("dropout_seed", dropout_seed, 0)
+    return dropout_p, q.shape[-1] ** -0.5 if scale is None else scale
 
 
 def _seed(dropout_p: float, dropout_seed: int | None, device) -> torch.Tensor | None:
@@ -265,20 +260,15 @@ def attention(q, k, v, *, causal=False, key_padding_mask=None, dropout_p=0.0, sc
     Returns [B, H, Sq, D] in q's dtype; rows that see no key are 0.
     """
     _check_qkv(q, k, v, 4, "[B, H, S, D]")
-    _check_common(dropout_p, scale)
+    dropout_p, scale = _check_common(q, dropout_p, scale, dropout_seed)
     if k.shape[0] != q.shape[0]:
         raise ValueError(f"k: expected batch {q.shape[0]} like q, got shape {tuple(k.shape)}")
     if key_padding_mask is not None:
-        expected = (q.shape[0], k.shape[2])
-        if key_padding_mask.dtype != torch.bool or tuple(key_padding_mask.shape) != expected:
-            raise ValueError(f"key_padding_mask: expected a bool tensor of shape {expected} (True = real key), "
-                             f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}")  # fmt: skip
-        if key_padding_mask.device != q.device:
-            raise ValueError(f"key_padding_mask: expected a tensor on {q.device}, got {key_padding_mask.device}")
-        key_padding_mask = key_padding_mask.contiguous()
-    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+        checks.tensor("key_padding_mask", key_padding_mask, (torch.bool,), "[B, Sk] (True = real key)")
+        checks.shape("key_padding_mask", key_padding_mask, (q.shape[0], k.shape[2]))
+        checks.device_like("key_padding_mask", key_padding_mask, "q", q)
     seed = _seed(dropout_p, dropout_seed, q.device)
-    return _forward_op(q, k, v, None, 0, key_padding_mask, bool(causal), scale, float(dropout_p), seed)[0]
+    return _forward_op(q, k, v, None, 0, key_padding_mask, bool(causal), scale, dropout_p, seed)[0]
 
 
 def attention_varlen(q, k, v, cu_seqlens, max_seqlen, *, causal=False, dropout_p=0.0, scale=None, dropout_seed=None):
@@ -294,24 +284,20 @@ def attention_varlen(q, k, v, cu_seqlens, max_seqlen, *, causal=False, dropout_p
     Returns [total, H, D] in q's dtype. See :func:`fastpretrain.nn.unpad` to build the inputs.
     """
     _check_qkv(q, k, v, 3, "[total, H, D]")
-    _check_common(dropout_p, scale)
+    dropout_p, scale = _check_common(q, dropout_p, scale, dropout_seed)
     if k.shape[0] != q.shape[0]:
         raise ValueError(f"k: expected {q.shape[0]} packed rows like q, got shape {tuple(k.shape)}")
-    if not isinstance(cu_seqlens, torch.Tensor) or cu_seqlens.dtype != torch.int32 or cu_seqlens.dim() != 1 \
-            or cu_seqlens.numel() < 2:  # fmt: skip
-        raise ValueError("cu_seqlens: expected an int32 [B + 1] tensor of cumulative sequence lengths")
-    if cu_seqlens.device != q.device:
-        raise ValueError(f"cu_seqlens: expected a tensor on {q.device} like q, got {cu_seqlens.device}")
-    if isinstance(max_seqlen, bool) or not isinstance(max_seqlen, int) or max_seqlen < 1:
-        raise ValueError(f"max_seqlen: expected an int >= 1, got {max_seqlen!r}")
-    if not cu_seqlens.is_cuda and not torch.compiler.is_compiling():
+    checks.tensor("cu_seqlens", cu_seqlens, (torch.int32,), "[B + 1] of cumulative sequence lengths")
+    if cu_seqlens.dim() != 1 or cu_seqlens.numel() < 2:
+        raise ValueError(f"cu_seqlens: expected a 1-d [B + 1] tensor with B >= 1, got shape {tuple(cu_seqlens.shape)}")
+    checks.device_like("cu_seqlens", cu_seqlens, "q", q)
+    max_seqlen = checks.integer("max_seqlen", max_seqlen, 1)
+    if checks.host_sync_free(cu_seqlens):
         lengths = cu_seqlens.diff()
         if cu_seqlens[0] != 0 or cu_seqlens[-1] != q.shape[0] or (lengths < 0).any():
             raise ValueError(f"cu_seqlens: expected 0 = cu[0] <= cu[1] <= ... <= cu[-1] = {q.shape[0]}, "
                              f"got {cu_seqlens.tolist()}")  # fmt: skip
         if lengths.max() > max_seqlen:
             raise ValueError(f"max_seqlen: {max_seqlen} is below the longest sequence ({int(lengths.max())})")
-    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     seed = _seed(dropout_p, dropout_seed, q.device)
-    return _forward_op(q, k, v, cu_seqlens.contiguous(), max_seqlen, None, bool(causal), scale, float(dropout_p),
-                       seed)[0]  # fmt: skip
+    return _forward_op(q, k, v, cu_seqlens, max_seqlen, None, bool(causal), scale, dropout_p, seed)[0]

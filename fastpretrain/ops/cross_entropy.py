@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 
+from fastpretrain.ops import checks
 from fastpretrain.ops.dispatch import use_kernel
 
-_FLOAT = (torch.float32, torch.float16, torch.bfloat16)
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -26,6 +26,17 @@ def linear_cross_entropy_reference(hidden, weight, targets, bias=None, *, ignore
     """Pure torch, the spec: F.cross_entropy on the float32 logits of ``hidden @ weight.T + bias``."""
     return torch.nn.functional.cross_entropy(_logits(hidden, weight, bias), targets.long(), ignore_index=ignore_index,
                                              reduction=reduction)  # fmt: skip
+
+
+def linear_cross_entropy_backward_reference(grad_rows, hidden, weight, bias, targets, lse):
+    """The explicit backward in plain torch (the CPU path's): (d hidden, d weight, d bias) in float32
+    for per-row loss gradients ``grad_rows`` (zero on ignored rows), from the saved float32 ``lse``."""
+    dz = torch.exp(_logits(hidden, weight, bias) - lse[:, None])
+    rows = torch.arange(len(targets), device=targets.device)
+    valid = grad_rows != 0
+    dz[rows[valid], targets[valid].long()] -= 1.0
+    dz *= grad_rows.float()[:, None]
+    return dz @ weight.float(), dz.T @ hidden.float(), dz.sum(0)
 
 
 @torch.library.custom_op("fastpretrain::linear_cross_entropy", mutates_args=())
@@ -63,12 +74,7 @@ def _backward_op(
 
         dh, dw, db = linear_cross_entropy_backward(grad_rows, hidden, weight, bias, targets, lse)
     else:
-        dz = torch.exp(_logits(hidden, weight, bias) - lse[:, None])
-        rows = torch.arange(len(targets), device=targets.device)
-        valid = grad_rows != 0
-        dz[rows[valid], targets[valid].long()] -= 1.0
-        dz *= grad_rows.float()[:, None]
-        dh, dw, db = dz @ weight.float(), dz.T @ hidden.float(), dz.sum(0)
+        dh, dw, db = linear_cross_entropy_backward_reference(grad_rows, hidden, weight, bias, targets, lse)
     db = db.to(bias.dtype) if bias is not None else weight.new_empty(0)
     return dh.to(hidden.dtype), dw.to(weight.dtype), db
 
@@ -94,26 +100,22 @@ _loss_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def _check(hidden, weight, targets, bias, reduction):
-    if not isinstance(hidden, torch.Tensor) or hidden.dtype not in _FLOAT:
-        raise TypeError(
-            f"hidden: expected a float32, float16 or bfloat16 tensor, got {getattr(hidden, 'dtype', hidden)}"
-        )
-    if hidden.dim() != 2:
-        raise ValueError(f"hidden: expected an [N, D] tensor, got shape {tuple(hidden.shape)}")
+    checks.tensor("hidden", hidden, checks.FLOAT, "[N, D]")
+    checks.dims("hidden", hidden, 2, "[N, D]")
     n, d = hidden.shape
-    if weight.dtype != hidden.dtype:
-        raise TypeError(f"weight: expected {hidden.dtype} like hidden, got {weight.dtype}")
+    checks.tensor("weight", weight, checks.FLOAT, "[V, D]")
+    checks.dtype_like("weight", weight, "hidden", hidden)
     if weight.dim() != 2 or weight.shape[1] != d or weight.shape[0] == 0:
         raise ValueError(f"weight: expected a non-empty [V, {d}] tensor, got shape {tuple(weight.shape)}")
-    if bias is not None and (bias.dtype != weight.dtype or bias.shape != weight.shape[:1]):
-        raise ValueError(f"bias: expected a {weight.dtype} tensor of shape ({weight.shape[0]},), "
-                         f"got {bias.dtype} {tuple(bias.shape)}")  # fmt: skip
-    if targets.dtype not in (torch.int32, torch.int64) or targets.shape != (n,):
-        raise ValueError(f"targets: expected an int64 or int32 tensor of shape ({n},), got {targets.dtype} "
-                         f"{tuple(targets.shape)}")  # fmt: skip
+    checks.tensor("targets", targets, checks.INDEX, "[N]")
+    checks.shape("targets", targets, (n,))
+    if bias is not None:
+        checks.tensor("bias", bias, checks.FLOAT, "[V]")
+        checks.dtype_like("bias", bias, "weight", weight)
+        checks.shape("bias", bias, weight.shape[:1])
     for name, t in (("weight", weight), ("targets", targets), ("bias", bias)):
-        if t is not None and t.device != hidden.device:
-            raise ValueError(f"{name}: expected a tensor on {hidden.device} like hidden, got {t.device}")
+        if t is not None:
+            checks.device_like(name, t, "hidden", hidden)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction: expected one of {_REDUCTIONS}, got {reduction!r}")
 
@@ -131,14 +133,9 @@ def linear_cross_entropy(hidden, weight, targets, bias=None, *, ignore_index=-10
     Returns the loss in float32. Gradients reach hidden, weight and bias.
     """
     _check(hidden, weight, targets, bias, reduction)
+    checks.ids_in_range("targets", targets, weight.shape[0], ignore=ignore_index)
     valid = targets != ignore_index
-    if (
-        not targets.is_cuda
-        and not torch.compiler.is_compiling()
-        and bool(((targets < 0) | (targets >= weight.shape[0]))[valid].any())
-    ):
-        raise ValueError(f"targets: expected ids in [0, {weight.shape[0]}) or ignore_index={ignore_index}")
-    rows = _loss_op(hidden, weight, bias, torch.where(valid, targets, 0).contiguous())[0] * valid
+    rows = _loss_op(hidden, weight, bias, torch.where(valid, targets, 0))[0] * valid
     if reduction == "none":
         return rows
     return rows.sum() if reduction == "sum" else rows.sum() / valid.sum()

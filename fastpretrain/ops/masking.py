@@ -25,10 +25,9 @@ from typing import NamedTuple
 
 import torch
 
+from fastpretrain.kernels import contract
+from fastpretrain.ops import checks
 from fastpretrain.ops.dispatch import use_kernel
-
-_FLOAT = (torch.float32, torch.float16, torch.bfloat16)
-_INDEX = (torch.int64, torch.int32)
 
 
 class Masking(NamedTuple):
@@ -59,50 +58,48 @@ def random_masking(batch: int, length: int, mask_ratio: float, *, generator: tor
     of MAE's second argsort, and the mask is read off it (one sort in all). On the GPU one Triton
     program per sample sorts its row in registers and writes all three outputs (two launches in
     all: ``torch.rand`` and that kernel); ties in the noise (torch.rand's floats have 24 random
-    bits, so about one row in a thousand at L=196) are then broken by position, which
-    ``torch.argsort`` does not promise. Deterministic given ``generator`` (or
+    bits, so about one row in a thousand at L=196) are broken by position on both paths (a stable
+    sort, which MAE's ``torch.argsort`` does not promise). Deterministic given ``generator`` (or
     ``torch.manual_seed``); ``device`` defaults to the generator's device.
     """
-    for name, value in (("batch", batch), ("length", length)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
-    if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, (int, float)) or not 0.0 <= mask_ratio < 1.0:
-        raise ValueError(f"mask_ratio: expected a float in [0, 1), got {mask_ratio!r}")
-    keep = num_kept(length, mask_ratio)
-    if keep < 1:
-        raise ValueError(f"mask_ratio: {mask_ratio} keeps int({length} * (1 - {mask_ratio})) = 0 of "
-                         f"length={length} positions; at least one must be kept")  # fmt: skip
+    batch, length = checks.integer("batch", batch, 1), checks.integer("length", length, 1)
+    keep = _kept(length, mask_ratio)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
     device = torch.device(device) if device is not None else (generator.device if generator is not None else None)
     if generator is not None and device is not None and generator.device.type != device.type:
         raise ValueError(f"generator: it lives on {generator.device}, but device={device}")
-    return masking_from_noise(torch.rand(batch, length, generator=generator, device=device), mask_ratio)
+    return Masking(*_masking_op(torch.rand(batch, length, generator=generator, device=device), keep))
 
 
 def masking_from_noise(noise: torch.Tensor, mask_ratio: float) -> Masking:
     """The masking :func:`random_masking` draws, for given ``noise`` [B, L] (MAE's and Hugging
-    Face's ``noise`` argument): the ``int(L * (1 - mask_ratio))`` lowest-noise positions are kept."""
-    if not isinstance(noise, torch.Tensor) or noise.dim() != 2 or noise.dtype not in _FLOAT:
-        raise ValueError(f"noise: expected a float [B, L] tensor, got {getattr(noise, 'shape', noise)}")
-    keep = num_kept(noise.shape[1], mask_ratio)
-    if not 0.0 <= mask_ratio < 1.0 or keep < 1:
-        raise ValueError(f"mask_ratio: expected a float in [0, 1) that keeps at least one of {noise.shape[1]} "
-                         f"positions, got {mask_ratio!r}")  # fmt: skip
-    return Masking(*_masking_op(noise.float().contiguous(), keep))
+    Face's ``noise`` argument): the ``int(L * (1 - mask_ratio))`` lowest-noise positions are kept,
+    in the order of a stable ascending argsort."""
+    checks.tensor("noise", noise, checks.FLOAT, "[B, L]")
+    checks.dims("noise", noise, 2, "[B, L]")
+    return Masking(*_masking_op(noise.float(), _kept(noise.shape[1], mask_ratio)))
+
+
+def _kept(length: int, mask_ratio) -> int:
+    """How many of ``length`` positions ``mask_ratio`` keeps: at least one, or ValueError."""
+    mask_ratio = checks.real("mask_ratio", mask_ratio, "a float in [0, 1)", lambda r: 0.0 <= r < 1.0)
+    keep = num_kept(length, mask_ratio)
+    if keep < 1:
+        raise ValueError(f"mask_ratio: {mask_ratio} keeps int({length} * (1 - {mask_ratio})) = 0 of "
+                         f"length={length} positions; at least one must be kept")  # fmt: skip
+    return keep
 
 
 @torch.library.custom_op("fastpretrain::masking_from_noise", mutates_args=())
 def _masking_op(noise: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(ids_keep, ids_restore, mask) of the ascending order of each noise row, its first ``keep`` kept."""
-    if use_kernel(noise):
+    """(ids_keep, ids_restore, mask) of the ascending order of each noise row, its first ``keep`` kept;
+    rows longer than the kernel sorts in registers take the reference's torch sort."""
+    if use_kernel(noise) and noise.shape[1] <= contract.MAX_SORT:
         from fastpretrain.kernels.masking import masking_from_noise
 
         return masking_from_noise(noise, keep)
-    ids_shuffle = torch.argsort(noise, dim=1)
-    ranks = torch.arange(noise.shape[1], device=noise.device).expand(noise.shape)
-    ids_restore = torch.empty_like(ids_shuffle).scatter_(1, ids_shuffle, ranks)
-    return ids_shuffle[:, :keep].contiguous(), ids_restore, (ids_restore >= keep).to(torch.float32)
+    return masking_from_noise_reference(noise, keep)
 
 
 @_masking_op.register_fake
@@ -113,6 +110,15 @@ def _(noise, keep):
 
 
 # --- references: MAE's code, the spec and the CPU path -------------------------------------------
+
+
+def masking_from_noise_reference(noise: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MAE's ``random_masking`` steps on a stable argsort, its second argsort replaced by a scatter:
+    (ids_keep, ids_restore, mask) with the ``keep`` lowest-noise positions of each row kept."""
+    ids_shuffle = torch.argsort(noise, dim=1, stable=True)
+    ranks = torch.arange(noise.shape[1], device=noise.device).expand(noise.shape)
+    ids_restore = torch.empty_like(ids_shuffle).scatter_(1, ids_shuffle, ranks)
+    return ids_shuffle[:, :keep].contiguous(), ids_restore, (ids_restore >= keep).to(torch.float32)
 
 
 def gather_visible_reference(x: torch.Tensor, pos_embed: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
@@ -134,6 +140,37 @@ def unshuffle_tokens_reference(x: torch.Tensor, mask_token: torch.Tensor, pos_em
     x_ = torch.gather(x_, dim=1, index=ids_restore.unsqueeze(-1).repeat(1, 1, d))  # unshuffle
     x = torch.cat([x[:, :1, :], x_], dim=1)  # append cls token
     return (x + pos_embed.reshape(1, -1, d)).to(dtype)
+
+
+def gather_visible_backward_reference(grad_out: torch.Tensor, ids_keep: torch.Tensor, length: int, need_dx: bool,
+                                      pos_dtype: torch.dtype | None):  # fmt: skip
+    """The gather's backward in plain torch: (dx [B, L, D] or None, dpos [L, D] in pos_dtype or None),
+    summed in float32 and rounded once."""
+    b, k, d = grad_out.shape
+    index = ids_keep.long().unsqueeze(-1).expand(b, k, d)
+    full = grad_out.new_zeros(b, length, d, dtype=torch.float32).scatter_(1, index, grad_out.float())
+    dx = full.to(grad_out.dtype) if need_dx else None
+    return dx, full.sum(0).to(pos_dtype) if pos_dtype is not None else None
+
+
+def unshuffle_tokens_backward_reference(grad_out: torch.Tensor, ids_restore: torch.Tensor, keep: int, need_dx: bool,
+                                        token_dtype: torch.dtype | None, pos_dtype: torch.dtype | None):  # fmt: skip
+    """The unshuffle's backward in plain torch: (dx [B, 1 + K, D], dtoken [D], dpos [1 + L, D]), each
+    None when not asked for, summed in float32 and rounded once."""
+    g = grad_out.float()
+    b, _, d = g.shape
+    body = g[:, 1:]
+    kept = (ids_restore < keep).unsqueeze(-1)
+    dx = dtoken = dpos = None
+    if need_dx:  # slot r of the shuffled sequence came from row j: dx[b, 1 + r] = dout[b, 1 + j]
+        index = ids_restore.long().clamp(max=keep).unsqueeze(-1).expand_as(body)
+        rows = g.new_zeros(b, keep + 1, d).scatter_(1, index, body * kept)[:, :keep]
+        dx = torch.cat([g[:, :1], rows], 1).to(grad_out.dtype)
+    if token_dtype is not None:
+        dtoken = (body * ~kept).sum((0, 1)).to(token_dtype)
+    if pos_dtype is not None:
+        dpos = g.sum(0).to(pos_dtype)
+    return dx, dtoken, dpos
 
 
 # --- gather_visible op ---------------------------------------------------------------------------
@@ -164,11 +201,7 @@ def _gather_backward_op(grad_out: torch.Tensor, ids_keep: torch.Tensor, length: 
 
         dx, dpos = gather_backward(grad_out, ids_keep, length, need_dx, pos_dtype)
     else:
-        b, k, d = grad_out.shape
-        index = ids_keep.long().unsqueeze(-1).expand(b, k, d)
-        full = grad_out.new_zeros(b, length, d, dtype=torch.float32).scatter_(1, index, grad_out.float())
-        dx = full.to(grad_out.dtype) if need_dx else None
-        dpos = full.sum(0).to(pos_dtype) if pos_dtype is not None else None
+        dx, dpos = gather_visible_backward_reference(grad_out, ids_keep, length, need_dx, pos_dtype)
     return _or_empty(dx, grad_out), _or_empty(dpos, grad_out)
 
 
@@ -231,19 +264,8 @@ def _unshuffle_backward_op(grad_out: torch.Tensor, ids_restore: torch.Tensor, ke
 
         dx, dtoken, dpos = unshuffle_backward(grad_out, ids_restore, keep, need_dx, token_dtype, pos_dtype)
     else:
-        g = grad_out.float()
-        b, _, d = g.shape
-        body = g[:, 1:]
-        kept = (ids_restore < keep).unsqueeze(-1)
-        dx = dtoken = dpos = None
-        if need_dx:  # slot r of the shuffled sequence came from row j: dx[b, 1 + r] = dout[b, 1 + j]
-            index = ids_restore.long().clamp(max=keep).unsqueeze(-1).expand_as(body)
-            rows = g.new_zeros(b, keep + 1, d).scatter_(1, index, body * kept)[:, :keep]
-            dx = torch.cat([g[:, :1], rows], 1).to(grad_out.dtype)
-        if token_dtype is not None:
-            dtoken = (body * ~kept).sum((0, 1)).to(token_dtype)
-        if pos_dtype is not None:
-            dpos = g.sum(0).to(pos_dtype)
+        dx, dtoken, dpos = unshuffle_tokens_backward_reference(grad_out, ids_restore, keep, need_dx, token_dtype,
+                                                               pos_dtype)  # fmt: skip
     return _or_empty(dx, grad_out), _or_empty(dtoken, grad_out), _or_empty(dpos, grad_out)
 
 
@@ -279,27 +301,11 @@ _unshuffle_op.register_autograd(_unshuffle_backward, setup_context=_unshuffle_se
 # --- public functions ----------------------------------------------------------------------------
 
 
-def _check_float(name: str, t, dims: str) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor {dims}, got {type(t).__name__}")
-    if t.dtype not in _FLOAT:
-        raise TypeError(f"{name}: expected float32, float16 or bfloat16, got {t.dtype}")
-
-
-def _check_index(name: str, ids, shape: tuple[int, ...], device: torch.device, dims: str) -> None:
-    if not isinstance(ids, torch.Tensor):
-        raise TypeError(f"{name}: expected an int64 tensor {dims}, got {type(ids).__name__}")
-    if ids.dtype not in _INDEX:
-        raise TypeError(f"{name}: expected int64 (or int32) indices, got {ids.dtype}")
-    if ids.dim() != len(shape) or any(want is not None and got != want for got, want in zip(ids.shape, shape)):
-        raise ValueError(f"{name}: expected shape {dims}, got {tuple(ids.shape)}")
-    if ids.device != device:
-        raise ValueError(f"{name}: expected a tensor on {device} like x, got {ids.device}")
-
-
-def _check_device(name: str, t: torch.Tensor, device: torch.device) -> None:
-    if t.device != device:
-        raise ValueError(f"{name}: expected a tensor on {device} like x, got {t.device}")
+def _check_index(name: str, ids, batch: int, x: torch.Tensor, layout: str) -> None:
+    checks.tensor(name, ids, checks.INDEX, layout)
+    if ids.dim() != 2 or ids.shape[0] != batch:
+        raise ValueError(f"{name}: expected shape {layout}, got {tuple(ids.shape)}")
+    checks.device_like(name, ids, "x", x)
 
 
 def _as_rows(name: str, t: torch.Tensor, rows: int, width: int, dims: str) -> torch.Tensor:
@@ -322,22 +328,21 @@ def gather_visible(x: torch.Tensor, pos_embed: torch.Tensor, ids_keep: torch.Ten
             ``random_masking(...).ids_keep``.
     Returns [B, K, D] in x's dtype; gradients flow to x (zero at removed positions) and pos_embed.
     """
-    _check_float("x", x, "[B, L, D]")
-    if x.dim() != 3:
-        raise ValueError(f"x: expected a 3-d [B, L, D] tensor, got shape {tuple(x.shape)}")
+    checks.tensor("x", x, checks.FLOAT, "[B, L, D]")
+    checks.dims("x", x, 3, "[B, L, D]")
     b, length, d = x.shape
-    _check_float("pos_embed", pos_embed, "[L, D]")
-    _check_device("pos_embed", pos_embed, x.device)
+    checks.tensor("pos_embed", pos_embed, checks.FLOAT, "[L, D]")
+    checks.device_like("pos_embed", pos_embed, "x", x)
     pos = _as_rows("pos_embed", pos_embed, length, d, "[L, D]")
-    _check_index("ids_keep", ids_keep, (b, None), x.device, f"[B={b}, K]")
+    _check_index("ids_keep", ids_keep, b, x, f"[B={b}, K]")
     k = ids_keep.shape[1]
     if not 1 <= k <= length:
         raise ValueError(f"ids_keep: expected 1 <= K <= L = {length} kept positions per row, got K = {k}")
-    if not ids_keep.is_cuda and b > 0 and not torch.compiler.is_compiling():
+    if checks.host_sync_free(ids_keep) and b > 0:
         ordered = ids_keep.sort(1).values
         if ordered[:, 0].min() < 0 or ordered[:, -1].max() >= length or (ordered.diff(dim=1) == 0).any():
             raise ValueError(f"ids_keep: expected distinct positions in [0, {length}) in each row")
-    return _gather_op(x, pos, ids_keep.contiguous())
+    return _gather_op(x, pos, ids_keep)
 
 
 def unshuffle_tokens(x: torch.Tensor, mask_token: torch.Tensor, pos_embed: torch.Tensor,
@@ -356,27 +361,27 @@ def unshuffle_tokens(x: torch.Tensor, mask_token: torch.Tensor, pos_embed: torch
             ``random_masking(...).ids_restore``; K = x.shape[1] - 1 <= L.
     Returns [B, 1 + L, Dd] in x's dtype; gradients flow to x, mask_token and pos_embed.
     """
-    _check_float("x", x, "[B, 1 + K, Dd]")
+    checks.tensor("x", x, checks.FLOAT, "[B, 1 + K, Dd]")
     if x.dim() != 3 or x.shape[1] < 1:
         raise ValueError(f"x: expected a 3-d [B, 1 + K, Dd] tensor (token 0 = cls), got shape {tuple(x.shape)}")
     b, k1, d = x.shape
-    _check_index("ids_restore", ids_restore, (b, None), x.device, f"[B={b}, L]")
+    _check_index("ids_restore", ids_restore, b, x, f"[B={b}, L]")
     length = ids_restore.shape[1]
     if length < 1:
         raise ValueError(f"ids_restore: expected at least one position per row, got shape {tuple(ids_restore.shape)}")
     if k1 - 1 > length:
         raise ValueError(f"x: holds K = {k1 - 1} visible tokens (after cls), more than L = {length} positions "
                          f"of ids_restore")  # fmt: skip
-    _check_float("mask_token", mask_token, "[Dd]")
-    _check_device("mask_token", mask_token, x.device)
+    checks.tensor("mask_token", mask_token, checks.FLOAT, "[Dd]")
+    checks.device_like("mask_token", mask_token, "x", x)
     if tuple(mask_token.shape) not in ((d,), (1, 1, d)):
         raise ValueError(f"mask_token: expected shape ({d},) or (1, 1, {d}) like x's width, "
                          f"got {tuple(mask_token.shape)}")  # fmt: skip
-    _check_float("pos_embed", pos_embed, "[1 + L, Dd]")
-    _check_device("pos_embed", pos_embed, x.device)
+    checks.tensor("pos_embed", pos_embed, checks.FLOAT, "[1 + L, Dd]")
+    checks.device_like("pos_embed", pos_embed, "x", x)
     pos = _as_rows("pos_embed", pos_embed, length + 1, d, "[1 + L, Dd]")
-    if not ids_restore.is_cuda and b > 0 and not torch.compiler.is_compiling():
+    if checks.host_sync_free(ids_restore) and b > 0:
         ordered = ids_restore.sort(1).values
         if not torch.equal(ordered, torch.arange(length, dtype=ordered.dtype).expand(b, length)):
             raise ValueError(f"ids_restore: expected a permutation of [0, {length}) in each row")
-    return _unshuffle_op(x, mask_token.reshape(d), pos, ids_restore.contiguous())
+    return _unshuffle_op(x, mask_token.reshape(d), pos, ids_restore)

@@ -1,233 +1,161 @@
-"""word2vec's in-place sampled-softmax updates as torch ops: negative sampling and hierarchical
-softmax, for skip-gram (one input row per example) and CBOW (a window of context rows).
+"""Sampled softmax loss with log-Q correction (Jean et al. 2015), for the large output
+vocabularies of NNLM and ELMo: each row is scored against its target and one set of S sampled
+classes shared by the batch, as TensorFlow's ``sampled_softmax_loss`` does, instead of all V.
 
-word2vec.c semantics: ``l1`` is the input row (skip-gram; word2vec.c feeds the context word's
-row to predict the center) or the mean (``cbow_mean``) / sum of the context rows (CBOW); each
-target's logit is clamped at |f| > 6; a negative equal to the positive is skipped; hierarchical
-softmax skips saturated nodes; every input row receives the full error (sum-mode CBOW divides
-it by the window size, as gensim does). The references step all examples of a batch together,
-target slot by target slot, as word2vec.c steps one pair; the kernels do the same inside one
-program and race Hogwild-style across programs, as word2vec.c's threads do.
+Row n: z_t = h.w_t + b_t - log q_t, z_s = h.w_s + b_s - log q_s for each sampled s (-inf where
+sampled[s] == targets[n] when accidental hits are removed), loss_n = logsumexp(z_t, z_s...) - z_t.
+The log-Q terms make the sampled loss an unbiased-in-the-limit estimate of the full softmax.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from fastpretrain.ops import checks
 from fastpretrain.ops.dispatch import use_kernel
 
-MAX_EXP = 6.0
-_INDEX = (torch.int32, torch.int64)
+
+def _check(hidden, weight, targets, sampled, log_q_targets, log_q_sampled, bias):
+    checks.tensor("hidden", hidden, checks.FLOAT, "[N, D]")
+    if hidden.dim() != 2 or hidden.numel() == 0:
+        raise ValueError(f"hidden: expected a non-empty [N, D] tensor, got shape {tuple(hidden.shape)}")
+    n, d = hidden.shape
+    checks.tensor("weight", weight, checks.FLOAT, "[V, D]")
+    checks.dtype_like("weight", weight, "hidden", hidden)
+    if weight.dim() != 2 or weight.shape[0] == 0 or weight.shape[1] != d:
+        raise ValueError(f"weight: expected a non-empty [V, {d}] tensor, got shape {tuple(weight.shape)}")
+    named = [("weight", weight)]
+    if bias is not None:
+        checks.tensor("bias", bias, checks.FLOAT, "[V]")
+        checks.dtype_like("bias", bias, "weight", weight)
+        checks.shape("bias", bias, weight.shape[:1])
+        named.append(("bias", bias))
+    checks.tensor("targets", targets, checks.INDEX, "[N]")
+    checks.shape("targets", targets, (n,))
+    checks.tensor("sampled", sampled, checks.INDEX, "[S]")
+    if sampled.dim() != 1 or sampled.numel() == 0:
+        raise ValueError(f"sampled: expected a non-empty [S] tensor, got shape {tuple(sampled.shape)}")
+    for name, t, size, layout in (("log_q_targets", log_q_targets, n, "[N]"),
+                                  ("log_q_sampled", log_q_sampled, sampled.shape[0], "[S]")):  # fmt: skip
+        checks.tensor(name, t, (torch.float32,), layout)
+        checks.shape(name, t, (size,))
+        named.append((name, t))
+    for name, t in [*named, ("targets", targets), ("sampled", sampled)]:
+        checks.device_like(name, t, "hidden", hidden)
 
 
-def _check(syn0, syn1, inputs, lengths, targets, alpha, index_tables=()):
-    for name, t in (("syn0", syn0), ("syn1", syn1)):
-        if t.dtype != torch.float32 or t.dim() != 2 or not t.is_contiguous():
-            raise ValueError(f"{name}: expected a contiguous 2-D float32 tensor, got {t.dtype} {tuple(t.shape)}")
-    if syn0.shape[1] != syn1.shape[1]:
-        raise ValueError(f"syn1: expected {syn0.shape[1]} columns like syn0, got {syn1.shape[1]}")
-    if inputs.dim() != 2:
-        raise ValueError(f"inputs: expected [N, C] (C = 1 for skip-gram), got shape {tuple(inputs.shape)}")
-    n = inputs.shape[0]
-    named = [("inputs", inputs), ("targets", targets), *index_tables]
-    if inputs.shape[1] > 1:
-        named.append(("lengths", lengths))
-        if lengths.shape != (n,):
-            raise ValueError(f"lengths: expected shape ({n},), got {tuple(lengths.shape)}")
-    for name, t in named:
-        if t.dtype not in _INDEX:
-            raise ValueError(f"{name}: expected an int32 or int64 tensor, got {t.dtype}")
-    for name, t in [("syn1", syn1), *named]:
-        if t.device != syn0.device:
-            raise ValueError(f"{name}: expected a tensor on {syn0.device} like syn0, got {t.device}")
-    if targets.shape != (n,):
-        raise ValueError(f"targets: expected shape ({n},), got {tuple(targets.shape)}")
-    if not (math.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"alpha: expected a learning rate >= 0, got {alpha}")
+def _logits(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, remove_accidental_hits):
+    """z_t [N] and z_s [N, S] in float32."""
+    h, t, s = hidden.float(), targets.long(), sampled.long()
+    w_t, w_s = weight[t].float(), weight[s].float()
+    z_t = (h * w_t).sum(1) - log_q_targets
+    z_s = h @ w_s.T - log_q_sampled
+    if bias is not None:
+        z_t = z_t + bias[t].float()
+        z_s = z_s + bias[s].float()
+    if remove_accidental_hits:
+        z_s = z_s.masked_fill(s[None, :] == t[:, None], float("-inf"))
+    return z_t, z_s
 
 
-def _input_rows(syn0, inputs, lengths, cbow_mean):
-    """l1 [N, D] and the (example, row) pairs that receive the error."""
-    valid = inputs >= 0
-    rows = syn0[inputs.clamp(min=0).long()] * valid.unsqueeze(-1)
-    l1 = rows.sum(1)
-    count = valid.sum(1).clamp(min=1).unsqueeze(-1).float()
-    if inputs.shape[1] > 1 and cbow_mean:
-        l1 = l1 / count
-    return l1, valid, count
+def sampled_softmax_loss_reference(hidden, weight, targets, sampled, log_q_targets, log_q_sampled, bias=None,
+                                   remove_accidental_hits=True):  # fmt: skip
+    """Pure-torch sampled softmax loss (the spec; differentiable by torch autograd); returns loss [N] float32."""
+    z_t, z_s = _logits(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, remove_accidental_hits)
+    return torch.logsumexp(torch.cat([z_t[:, None], z_s], 1), 1) - z_t
 
 
-def _apply_input_error(syn0, inputs, valid, count, neu1e, cbow_mean):
-    if inputs.shape[1] > 1 and not cbow_mean:
-        neu1e = neu1e / count
-    example, slot = valid.nonzero(as_tuple=True)
-    syn0.index_add_(0, inputs[example, slot].long(), neu1e[example])
+def sampled_softmax_loss_backward_reference(grad, hidden, weight, bias, targets, sampled, log_q_targets,
+                                            log_q_sampled, lse, remove_accidental_hits):  # fmt: skip
+    """The kernels' backward in plain torch (the CPU path's), from the saved lse: d loss/d z_t = p_t - 1,
+    d loss/d z_s = p_s with p = exp(z - lse); (d hidden, d w per sampled position, d b per sampled
+    position, g (p_t - 1) per row), as ``fastpretrain.kernels.sampled_softmax.sampled_softmax_backward``."""
+    z_t, z_s = _logits(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, remove_accidental_hits)
+    grad = grad.float()
+    coef_t = grad * (torch.exp(z_t - lse) - 1)
+    p = torch.exp(z_s - lse[:, None]) * grad[:, None]
+    t, s = targets.long(), sampled.long()
+    grad_hidden = coef_t[:, None] * weight[t].float() + p @ weight[s].float()
+    return grad_hidden, p.T @ hidden.float(), p.sum(0), coef_t
 
 
-def _log_sigmoid_loss(signed):
-    return torch.nn.functional.softplus(-signed)
+@torch.library.custom_op("fastpretrain::sampled_softmax_loss", mutates_args=())
+def _loss_op(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+             sampled: torch.Tensor, log_q_targets: torch.Tensor, log_q_sampled: torch.Tensor,
+             remove_accidental_hits: bool) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(loss [N], lse [N]); the backward needs only lse, not the [N, S] probabilities."""
+    args = (hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, remove_accidental_hits)
+    if use_kernel(hidden):
+        from fastpretrain.kernels.sampled_softmax import sampled_softmax_forward
+
+        return sampled_softmax_forward(*args)
+    z_t, z_s = _logits(*args)
+    lse = torch.logsumexp(torch.cat([z_t[:, None], z_s], 1), 1)
+    return lse - z_t, lse
 
 
-def ns_update_reference(syn0, syn1, inputs, lengths, targets, negatives, alpha, cbow_mean=True):
-    """Pure-torch negative-sampling update (the spec and the CPU path); returns loss [N]."""
-    l1, valid, count = _input_rows(syn0, inputs, lengths, cbow_mean)
-    neu1e = torch.zeros_like(l1)
-    loss = torch.zeros(len(l1), dtype=torch.float32, device=syn0.device)
-    slots = [(targets, 1.0)] + [(negatives[:, k], 0.0) for k in range(negatives.shape[1])]
-    for t, label in slots:
-        live = torch.ones_like(targets, dtype=torch.bool) if label else t != targets
-        w = syn1[t.long()]
-        f = (l1 * w).sum(1)
-        p = torch.where(f > MAX_EXP, 1.0, torch.where(f < -MAX_EXP, 0.0, torch.sigmoid(f)))
-        g = (label - p) * alpha * live
-        loss += _log_sigmoid_loss(f * (2 * label - 1)) * live
-        neu1e += g.unsqueeze(1) * w
-        syn1.index_add_(0, t.long(), g.unsqueeze(1) * l1)
-    _apply_input_error(syn0, inputs, valid, count, neu1e, cbow_mean)
-    return loss
+@_loss_op.register_fake
+def _(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, remove_accidental_hits):
+    loss = hidden.new_empty(hidden.shape[0], dtype=torch.float32)
+    return loss, torch.empty_like(loss)
 
 
-def hs_update_reference(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, alpha, cbow_mean=True):
-    """Pure-torch hierarchical-softmax update (the spec and the CPU path); returns loss [N]."""
-    l1, valid, count = _input_rows(syn0, inputs, lengths, cbow_mean)
-    neu1e = torch.zeros_like(l1)
-    loss = torch.zeros(len(l1), dtype=torch.float32, device=syn0.device)
-    t = targets.long()
-    depth = code_lengths[t]
-    for i in range(codes.shape[1]):
-        on_path = i < depth
-        node = points[t, i].clamp(min=0).long()
-        code = codes[t, i].float()
-        w = syn1[node] * on_path.unsqueeze(1)
-        f = (l1 * w).sum(1)
-        loss += _log_sigmoid_loss(f * (1 - 2 * code)) * on_path
-        live = on_path & (f > -MAX_EXP) & (f < MAX_EXP)
-        g = (1 - code - torch.sigmoid(f)) * alpha * live
-        neu1e += g.unsqueeze(1) * w
-        syn1.index_add_(0, node, g.unsqueeze(1) * l1)
-    _apply_input_error(syn0, inputs, valid, count, neu1e, cbow_mean)
-    return loss
+@torch.library.custom_op("fastpretrain::sampled_softmax_loss_backward", mutates_args=())
+def _backward_op(grad: torch.Tensor, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                 targets: torch.Tensor, sampled: torch.Tensor, log_q_targets: torch.Tensor, log_q_sampled: torch.Tensor,
+                 lse: torch.Tensor, remove_accidental_hits: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(d hidden, d weight, d bias): only the target and sampled rows of d weight / d bias are
+    nonzero; repeated ids accumulate (index_add_)."""
+    args = (grad, hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, lse, remove_accidental_hits)
+    if use_kernel(hidden):
+        from fastpretrain.kernels.sampled_softmax import sampled_softmax_backward
+
+        grad_hidden, grad_w_s, grad_b_s, coef_t = sampled_softmax_backward(*args)
+    else:
+        grad_hidden, grad_w_s, grad_b_s, coef_t = sampled_softmax_loss_backward_reference(*args)
+    t, s = targets.long(), sampled.long()
+    grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+    grad_weight.index_add_(0, s, grad_w_s).index_add_(0, t, coef_t[:, None] * hidden.float())
+    grad_bias = torch.zeros(weight.shape[0], dtype=torch.float32, device=weight.device)
+    grad_bias.index_add_(0, s, grad_b_s).index_add_(0, t, coef_t)
+    return grad_hidden.to(hidden.dtype), grad_weight.to(weight.dtype), grad_bias.to(weight.dtype)
 
 
-def shared_ns_update_reference(syn0, syn1, contexts, centers, negatives, alpha):
-    """Pure-torch HogBatch skip-gram update: every context row of a center is scored against
-    the center and the same K negatives; each example reads the rows before writing any."""
-    valid = contexts >= 0
-    rows_c = syn0[contexts.clamp(min=0).long()] * valid.unsqueeze(-1)  # [N, C, D]
-    targets = torch.cat([centers.unsqueeze(1), negatives], 1).long()  # [N, K+1]
-    live_t = torch.ones_like(targets, dtype=torch.bool)
-    live_t[:, 1:] = negatives != centers.unsqueeze(1)
-    rows_t = syn1[targets]  # [N, K+1, D]
-    f = torch.einsum("ncd,nkd->nck", rows_c, rows_t)
-    label = torch.zeros_like(f)
-    label[:, :, 0] = 1
-    live = valid.unsqueeze(2) & live_t.unsqueeze(1)
-    p = torch.where(f > MAX_EXP, 1.0, torch.where(f < -MAX_EXP, 0.0, torch.sigmoid(f)))
-    g = (label - p) * alpha * live
-    loss = (_log_sigmoid_loss(f * (2 * label - 1)) * live).sum((1, 2))
-    syn1.index_add_(0, targets.flatten(), torch.einsum("nck,ncd->nkd", g, rows_c).flatten(0, 1))
-    example, slot = valid.nonzero(as_tuple=True)
-    syn0.index_add_(0, contexts[example, slot].long(), torch.einsum("nck,nkd->ncd", g, rows_t)[example, slot])
-    return loss
+@_backward_op.register_fake
+def _(grad, hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, lse, remove_accidental_hits):
+    return torch.empty_like(hidden), torch.empty_like(weight), weight.new_empty(weight.shape[0])
 
 
-@torch.library.custom_op("fastpretrain::word2vec_ns_update", mutates_args=("syn0", "syn1"))
-def _ns_update_op(syn0: torch.Tensor, syn1: torch.Tensor, inputs: torch.Tensor, lengths: torch.Tensor,
-                  targets: torch.Tensor, negatives: torch.Tensor, alpha: float, cbow_mean: bool) -> torch.Tensor:  # fmt: skip
-    if not use_kernel(syn0):
-        return ns_update_reference(syn0, syn1, inputs, lengths, targets, negatives, alpha, cbow_mean)
-    from fastpretrain.kernels.sampled_softmax import ns_update
-
-    loss = torch.empty(inputs.shape[0], dtype=torch.float32, device=syn0.device)
-    ns_update(syn0, syn1, inputs.contiguous(), lengths.contiguous(), targets.contiguous(), negatives.contiguous(),
-              loss, alpha, cbow_mean)  # fmt: skip
-    return loss
+def _setup_context(ctx, inputs, output):
+    hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, remove_accidental_hits = inputs
+    ctx.save_for_backward(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, output[1])
+    ctx.remove_accidental_hits = remove_accidental_hits
 
 
-@_ns_update_op.register_fake
-def _(syn0, syn1, inputs, lengths, targets, negatives, alpha, cbow_mean):
-    return syn0.new_empty(inputs.shape[0])
+def _backward(ctx, grad_loss, grad_lse):
+    hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, lse = ctx.saved_tensors
+    grad_hidden, grad_weight, grad_bias = _backward_op(grad_loss, hidden, weight, bias, targets, sampled,
+                                                       log_q_targets, log_q_sampled, lse, ctx.remove_accidental_hits)  # fmt: skip
+    return grad_hidden, grad_weight, grad_bias if bias is not None else None, None, None, None, None, None
 
 
-@torch.library.custom_op("fastpretrain::word2vec_hs_update", mutates_args=("syn0", "syn1"))
-def _hs_update_op(syn0: torch.Tensor, syn1: torch.Tensor, inputs: torch.Tensor, lengths: torch.Tensor,
-                  targets: torch.Tensor, codes: torch.Tensor, points: torch.Tensor, code_lengths: torch.Tensor,
-                  alpha: float, cbow_mean: bool) -> torch.Tensor:  # fmt: skip
-    if not use_kernel(syn0):
-        return hs_update_reference(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, alpha, cbow_mean)
-    from fastpretrain.kernels.sampled_softmax import hs_update
-
-    loss = torch.empty(inputs.shape[0], dtype=torch.float32, device=syn0.device)
-    hs_update(syn0, syn1, inputs.contiguous(), lengths.contiguous(), targets.contiguous(), codes.contiguous(),
-              points.contiguous(), code_lengths.contiguous(), loss, alpha, cbow_mean)  # fmt: skip
-    return loss
+_loss_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-@_hs_update_op.register_fake
-def _(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, alpha, cbow_mean):
-    return syn0.new_empty(inputs.shape[0])
-
-
-def word2vec_ns_update_(syn0, syn1, inputs, targets, negatives, alpha, *, lengths=None, cbow_mean=True):
-    """Apply one batch of negative-sampling SGD to ``syn0`` (input) and ``syn1`` (output) rows
-    in place and return the per-example loss -log s(f+) - sum log s(-f-).
+def sampled_softmax_loss(hidden, weight, targets, sampled, log_q_targets, log_q_sampled, bias=None,
+                         remove_accidental_hits=True):  # fmt: skip
+    """Sampled softmax loss with log-Q correction; returns the per-row loss [N] float32 (reduce it yourself).
 
     Args:
-        syn0, syn1: [V, D] float32 embedding tables, updated in place.
-        inputs: [N, C] input rows: C = 1 for skip-gram, the -1 padded window for CBOW.
-        targets: [N] positive output rows; negatives: [N, K] (K may be 0).
-        alpha: learning rate. lengths: [N] context counts (CBOW).
+        hidden: [N, D] float32 / float16 / bfloat16 inputs to the output layer.
+        weight: [V, D] output embedding (hidden's dtype); bias: [V] or None.
+        targets: [N] int32/int64 true classes; sampled: [S] int32/int64 candidates shared by the batch
+            (repeats allowed: each occurrence is one column).
+        log_q_targets, log_q_sampled: [N] / [S] float32 log sampling probabilities of those ids.
+        remove_accidental_hits: drop (score -inf) a sampled column equal to the row's target.
+    Gradients reach hidden, weight (target and sampled rows only) and bias, not log_q_* or the ids.
     Indices must lie in [0, V); they are not range-checked on the GPU.
     """
-    lengths = targets if lengths is None else lengths
-    _check(syn0, syn1, inputs, lengths, targets, alpha, [("negatives", negatives)])
-    if negatives.dim() != 2 or negatives.shape[0] != inputs.shape[0]:
-        raise ValueError(f"negatives: expected shape ({inputs.shape[0]}, K), got {tuple(negatives.shape)}")
-    return _ns_update_op(syn0, syn1, inputs, lengths, targets, negatives, float(alpha), bool(cbow_mean))
-
-
-def word2vec_hs_update_(syn0, syn1, inputs, targets, codes, points, code_lengths, alpha, *, lengths=None,
-                        cbow_mean=True):  # fmt: skip
-    """Apply one batch of hierarchical-softmax SGD in place; returns the per-example loss.
-
-    ``codes`` [V, L] int8, ``points`` [V, L] int32 and ``code_lengths`` [V] are the Huffman
-    tables (``Vocab.huffman()``); ``syn1`` has one row per inner node (V - 1 rows suffice).
-    """
-    lengths = targets if lengths is None else lengths
-    tables = [("points", points), ("code_lengths", code_lengths)]
-    _check(syn0, syn1, inputs, lengths, targets, alpha, tables)
-    if codes.dtype not in (torch.int8, *_INDEX) or codes.shape != points.shape or codes.device != syn0.device:
-        raise ValueError(f"codes: expected an integer tensor shaped like points {tuple(points.shape)} on {syn0.device}")
-    return _hs_update_op(syn0, syn1, inputs, lengths, targets, codes, points, code_lengths, float(alpha),
-                         bool(cbow_mean))  # fmt: skip
-
-
-@torch.library.custom_op("fastpretrain::word2vec_shared_ns_update", mutates_args=("syn0", "syn1"))
-def _shared_update_op(syn0: torch.Tensor, syn1: torch.Tensor, contexts: torch.Tensor, centers: torch.Tensor,
-                      negatives: torch.Tensor, alpha: float) -> torch.Tensor:  # fmt: skip
-    if not use_kernel(syn0):
-        return shared_ns_update_reference(syn0, syn1, contexts, centers, negatives, alpha)
-    from fastpretrain.kernels.sampled_softmax import shared_update
-
-    loss = torch.empty(contexts.shape[0], dtype=torch.float32, device=syn0.device)
-    shared_update(syn0, syn1, contexts.contiguous(), centers.contiguous(), negatives.contiguous(), loss, alpha)
-    return loss
-
-
-@_shared_update_op.register_fake
-def _(syn0, syn1, contexts, centers, negatives, alpha):
-    return syn0.new_empty(contexts.shape[0])
-
-
-def word2vec_shared_ns_update_(syn0, syn1, contexts, centers, negatives, alpha):
-    """HogBatch (Ji et al. 2016) skip-gram with negative sampling, in place: the context window
-    ``contexts`` [N, C] (-1 padded) of each center shares one set of targets, the center and
-    ``negatives`` [N, K], so the scores and updates are matrix products (tensor cores on a
-    GPU). A speed mode: word2vec.c draws K negatives per (context, center) pair instead.
-    Returns the per-center loss summed over its context rows."""
-    _check(syn0, syn1, contexts, centers, centers, alpha, [("negatives", negatives)])
-    if negatives.dim() != 2 or negatives.shape[0] != contexts.shape[0] or negatives.shape[1] < 1:
-        raise ValueError(f"negatives: expected shape ({contexts.shape[0]}, K >= 1), got {tuple(negatives.shape)}")
-    return _shared_update_op(syn0, syn1, contexts, centers, negatives, float(alpha))
+    _check(hidden, weight, targets, sampled, log_q_targets, log_q_sampled, bias)
+    return _loss_op(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled,
+                    bool(remove_accidental_hits))[0]  # fmt: skip

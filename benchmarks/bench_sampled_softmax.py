@@ -1,8 +1,8 @@
 """Sampled softmax with log-Q correction: our fused op vs the eager reference (the same math in
 plain torch, autograd) and vs the full softmax cross-entropy it approximates, in one run.
 
-    python benchmarks/bench_sampled_logits.py             # GPU, NNLM/ELMo-size shapes, bf16
-    python benchmarks/bench_sampled_logits.py --smoke     # tiny shape on CPU (ours through the Triton
+    python benchmarks/bench_sampled_softmax.py             # GPU, NNLM/ELMo-size shapes, bf16
+    python benchmarks/bench_sampled_softmax.py --smoke     # tiny shape on CPU (ours through the Triton
                                                           # interpreter when TRITON_INTERPRET=1), seconds
 
 Rows: forward and forward+backward, median ms and peak memory. Before it is timed, every
@@ -13,7 +13,7 @@ are kept with ``valid: false`` and get no speedup; a candidate that raises is an
 Gradients come from torch.autograd.grad with a fixed upstream gradient (ones, as ``loss.sum()``),
 so no .grad accumulation is timed.
 
-Writes benchmarks/results/sampled_logits_<device>.json/.md (sampled_logits_<device>_smoke.* for
+Writes benchmarks/results/sampled_softmax_<device>.json/.md (sampled_softmax_<device>_smoke.* for
 --smoke), rewritten after every row.
 """
 
@@ -125,7 +125,7 @@ def main() -> None:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() and not args.smoke else "cpu"))
     dtype = getattr(torch, args.dtype) if device.type == "cuda" else torch.float32
     meta = {**run_info(device), "config": {**vars(args), "dtype": str(dtype)}, "atol": ATOL}
-    stem = f"sampled_logits_{device.type}_smoke" if args.smoke else f"sampled_logits_{device.type}"
+    stem = f"sampled_softmax_{device.type}_smoke" if args.smoke else f"sampled_softmax_{device.type}"
     results = Results(args.out, stem, meta, markdown)
     leaves, ids = inputs(args, device, dtype)
     with kernel_context(device):

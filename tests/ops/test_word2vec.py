@@ -1,13 +1,13 @@
 """word2vec's fused update kernels (in the Triton interpreter) against the pure-torch
-references, and the references against a hand-computed word2vec.c update."""
+references, and the references against a hand-computed word2vec.c update; compile, opcheck of
+the in-place ops, bad input."""
 
 import math
 
+import fastpretrain.kernels.word2vec as kernels
 import numpy as np
 import pytest
 import torch
-
-import fastpretrain.kernels.sampled_softmax as kernels
 
 from fastpretrain.data import Vocab
 from fastpretrain.ops import (
@@ -172,23 +172,78 @@ def test_op_compiles_fullgraph_on_cpu():
     torch.testing.assert_close(syn1, eager1)
 
 
+def test_opcheck_of_the_in_place_updates():
+    """torch.library.opcheck on the three ops, which mutate syn0 and syn1 (declared in their schemas)."""
+    syn0, syn1, inputs, lengths, targets, negatives = random_batch(9, 4, 3, v=11, d=8, seed=6)
+    op = torch.ops.fastpretrain
+    torch.library.opcheck(op.word2vec_ns_update.default, (syn0, syn1, inputs, lengths, targets, negatives, 0.1, True))
+    h = Vocab([f"w{i}" for i in range(11)], np.arange(11, 0, -1) * 10).huffman()
+    tables = tuple(torch.from_numpy(x) for x in (h.codes, h.points, h.lengths))
+    torch.library.opcheck(op.word2vec_hs_update.default, (syn0, syn1, inputs, lengths, targets, *tables, 0.1, False))
+    torch.library.opcheck(op.word2vec_shared_ns_update.default, (syn0, syn1, inputs, targets, negatives, 0.1))
+
+
+def test_cbow_without_lengths_counts_the_window(kernel_path, monkeypatch):
+    """CBOW windows without ``lengths``: the kernels divide by the count of real (non -1) context
+    rows, as the references do, the same update as with the lengths given."""
+    monkeypatch.setattr(kernels, "PROGRAMS", 1)
+    syn0, syn1, inputs, lengths, targets, negatives = random_batch(13, 5, 2, v=9, d=16, seed=8)
+    assert (lengths < 5).any() and not torch.equal(lengths, targets)
+    device, context = kernel_path
+    runs = []
+    for given in (None, lengths):
+        s0, s1 = syn0.to(device, copy=True), syn1.to(device, copy=True)
+        tensors = [t.to(device) for t in (inputs, targets, negatives)]
+        with context():
+            loss = word2vec_ns_update_(s0, s1, *tensors, 0.1, lengths=None if given is None else given.to(device))
+        runs.append([loss, s0, s1])
+    assert all(torch.equal(u, v) for u, v in zip(*runs))
+
+
+def ns_args():
+    return {"syn0": torch.zeros(5, 4), "syn1": torch.zeros(5, 4), "inputs": torch.zeros(3, 1, dtype=torch.int32),
+            "targets": torch.zeros(3, dtype=torch.int32), "negatives": torch.zeros(3, 1, dtype=torch.int32),
+            "alpha": 0.1}  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    "change,match",
-    [(dict(syn0=torch.zeros(5, 4, dtype=torch.float64)), "syn0: expected a contiguous 2-D float32"),
-     (dict(syn1=torch.zeros(5, 3)), "syn1: expected 4 columns"),
-     (dict(inputs=torch.zeros(3, dtype=torch.int32)), r"inputs: expected \[N, C\]"),
-     (dict(targets=torch.zeros(3)), "targets: expected an int32 or int64"),
-     (dict(targets=torch.zeros(2, dtype=torch.int32)), r"targets: expected shape \(3,\)"),
-     (dict(negatives=torch.zeros(2, 1, dtype=torch.int32)), r"negatives: expected shape \(3, K\)"),
-     (dict(alpha=float("nan")), "alpha: expected a learning rate >= 0"),
-     (dict(syn0=torch.zeros(10, 4).t().contiguous().t()), "syn0: expected a contiguous")],
+    "change,error,match",
+    [({"syn0": torch.zeros(5, 4, dtype=torch.float64)}, TypeError, "syn0: expected a float32 tensor"),
+     ({"syn0": [[0.0] * 4] * 5}, TypeError, "syn0: expected a float32 tensor .* got list"),
+     ({"syn0": torch.zeros(10, 4).t().contiguous().t()}, ValueError, "syn0: expected a contiguous 2-d"),
+     ({"syn0": torch.zeros(20)}, ValueError, "syn0: expected a contiguous 2-d"),
+     ({"syn1": torch.zeros(5, 3)}, ValueError, "syn1: expected 4 columns"),
+     ({"inputs": torch.zeros(3, dtype=torch.int32)}, ValueError, r"inputs: expected \[N, C\]"),
+     ({"inputs": torch.zeros(3, 1)}, TypeError, "inputs: expected an int64 or int32 tensor"),
+     ({"targets": torch.zeros(3)}, TypeError, "targets: expected an int64 or int32"),
+     ({"targets": torch.zeros(2, dtype=torch.int32)}, ValueError, r"targets: expected shape \(3,\)"),
+     ({"negatives": torch.zeros(2, 1, dtype=torch.int32)}, ValueError, r"negatives: expected shape \(3, K >= 0\)"),
+     ({"negatives": torch.zeros(3, 1, dtype=torch.float32)}, TypeError, "negatives: expected an int64 or int32"),
+     ({"negatives": torch.zeros(3, 1, dtype=torch.int32, device="meta")}, ValueError,
+      "negatives: expected a tensor on cpu like syn0"),
+     ({"lengths": torch.ones(2, dtype=torch.int32)}, ValueError, r"lengths: expected shape \(3,\)"),
+     ({"alpha": float("nan")}, ValueError, "alpha: expected a learning rate >= 0"),
+     ({"alpha": "0.1"}, TypeError, "alpha: expected a learning rate >= 0, got str")],
 )  # fmt: skip
-def test_bad_arguments(change, match):
-    args = dict(syn0=torch.zeros(5, 4), syn1=torch.zeros(5, 4), inputs=torch.zeros(3, 1, dtype=torch.int32),
-                targets=torch.zeros(3, dtype=torch.int32), negatives=torch.zeros(3, 1, dtype=torch.int32), alpha=0.1)  # fmt: skip
-    args.update(change)
-    with pytest.raises(ValueError, match=match):
+def test_bad_arguments(change, error, match):
+    args = {**ns_args(), **change}
+    with pytest.raises(error, match=match):
         word2vec_ns_update_(**args)
+
+
+def test_bad_hs_and_shared_arguments():
+    syn0, syn1, inputs, _, targets, negatives = random_batch(4, 1, 2, v=6, d=4, seed=1)
+    codes, points, lengths = torch.zeros(6, 3, dtype=torch.int8), torch.zeros(6, 3, dtype=torch.int32), torch.ones(6)
+    with pytest.raises(TypeError, match="code_lengths: expected an int64 or int32 tensor"):
+        word2vec_hs_update_(syn0, syn1, inputs, targets, codes, points, lengths, 0.1)
+    with pytest.raises(TypeError, match="codes: expected an int8, int64 or int32 tensor"):
+        word2vec_hs_update_(syn0, syn1, inputs, targets, codes.float(), points, lengths.int(), 0.1)
+    with pytest.raises(ValueError, match=r"codes: expected shape \(6, 3\)"):
+        word2vec_hs_update_(syn0, syn1, inputs, targets, codes[:, :2], points, lengths.int(), 0.1)
+    with pytest.raises(ValueError, match=r"centers: expected shape \(4,\)"):
+        word2vec_shared_ns_update_(syn0, syn1, inputs, targets[:3], negatives, 0.1)
+    with pytest.raises(ValueError, match=r"negatives: expected shape \(4, K >= 1\)"):
+        word2vec_shared_ns_update_(syn0, syn1, inputs, targets, negatives[:, :0], 0.1)
 
 
 def test_shared_reference_is_per_pair_word2vec_from_the_rows_before_the_center():

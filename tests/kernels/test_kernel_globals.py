@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-KERNELS = sorted((Path(__file__).resolve().parents[1] / "kernels").glob("*.py"))
+KERNELS = sorted((Path(__file__).resolve().parents[2] / "kernels").glob("*.py"))
 
 
 def _is_jit(fn: ast.FunctionDef) -> bool:
