@@ -13,9 +13,9 @@ gradient in one pass over the incoming gradient, reducing over the batch without
   once: dx by scattering kept rows back (ids_restore is a permutation, so each dx row is written
   exactly once, no atomics), dpos[j] = sum_b dout[b, j], dmask_token = sum of masked rows.
 - masking: one program per sample (rows up to contract.MAX_SORT) sorts its noise row in registers
-  (keys = float bits << 32 | position, so ties break by position, like a stable argsort) and writes
-  ids_keep, ids_restore (a scatter: no second argsort) and the mask directly: no [B, L] round trips
-  between sorts.
+  (keys = a total order on the float bits << 32 | position, so the order is a stable argsort's for
+  any float, NaN included) and writes ids_keep, ids_restore (a scatter: no second argsort) and the
+  mask directly: no [B, L] round trips between sorts.
 
 Arithmetic: every value is loaded, converted to float32, added once and rounded once to the output
 dtype; batch reductions accumulate in float32 into per-split partial buffers summed by torch.
@@ -38,12 +38,20 @@ PROGRAMS_PER_SM = 4  # batch splits of a reduction are added until about this ma
 
 @triton.jit
 def _masking_kernel(NOISE, IDS_KEEP, IDS_RESTORE, MASK, L, K, BLOCK: tl.constexpr):
-    """Row b of noise in [0, 1) -> its ascending order: the first K kept, the rest masked."""
+    """Row b of noise -> its ascending order as a stable torch.argsort gives it, for any float: the
+    first K kept, the rest masked. Keys are the float bits made monotone as int32 (a negative
+    float's low 31 bits flipped), -0.0 as +0.0 and every NaN as one key above +inf (torch sorts
+    NaN last); padding past L takes the int32 maximum, so it sorts after every real position."""
     b = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     inside = offs < L
-    bits = tl.load(NOISE + b * L + offs, mask=inside, other=2.0).to(tl.int32, bitcast=True)  # 2.0: padding last
-    order = tl.sort((bits.to(tl.int64) << 32) | offs.to(tl.int64)) & 0xFFFFFFFF  # ids_shuffle[b]
+    bits = tl.load(NOISE + b * L + offs, mask=inside, other=0.0).to(tl.int32, bitcast=True)
+    magnitude = bits & 0x7FFFFFFF
+    key = tl.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    key = tl.where(magnitude > 0x7F800000, 0x7FC00000, key)  # NaN
+    key = tl.where(magnitude == 0, 0, key)  # -0.0
+    key = tl.where(inside, key, 0x7FFFFFFF)
+    order = tl.sort((key.to(tl.int64) << 32) | offs.to(tl.int64)) & 0xFFFFFFFF  # ids_shuffle[b]; ties by position
     rank = offs.to(tl.int64)
     tl.store(IDS_KEEP + b * K + rank, order, mask=rank < K)
     tl.store(IDS_RESTORE + b * L + order, rank, mask=inside)  # rank < L exactly for the real positions

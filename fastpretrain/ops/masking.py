@@ -17,6 +17,11 @@ Index contract: each row of ``ids_keep`` holds distinct positions in [0, L), and
 ``ids_restore`` is a permutation of [0, L), as :func:`random_masking` makes them; checked on CPU
 tensors in eager mode only (no host sync on the GPU path, no data-dependent branch under
 torch.compile). A violation would make the gradients wrong.
+
+Noise order: the masking keeps the lowest-noise positions in the order of a stable ascending
+``torch.argsort`` (ties by position, -0.0 equal to +0.0, NaN after +inf), for any float, on the
+kernel and the reference path alike. NaN noise is ordered rather than refused, since refusing it
+would cost a host sync on the GPU path and ``torch.argsort`` already gives NaN a place.
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ def random_masking(batch: int, length: int, mask_ratio: float, *, generator: tor
 def masking_from_noise(noise: torch.Tensor, mask_ratio: float) -> Masking:
     """The masking :func:`random_masking` draws, for given ``noise`` [B, L] (MAE's and Hugging
     Face's ``noise`` argument): the ``int(L * (1 - mask_ratio))`` lowest-noise positions are kept,
-    in the order of a stable ascending argsort."""
+    in the order of a stable ascending argsort (see the module docstring for ties and NaN)."""
     checks.tensor("noise", noise, checks.FLOAT, "[B, L]")
     checks.dims("noise", noise, 2, "[B, L]")
     return Masking(*_masking_op(noise.float(), _kept(noise.shape[1], mask_ratio)))

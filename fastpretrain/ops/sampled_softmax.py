@@ -5,6 +5,11 @@ classes shared by the batch, as TensorFlow's ``sampled_softmax_loss`` does, inst
 Row n: z_t = h.w_t + b_t - log q_t, z_s = h.w_s + b_s - log q_s for each sampled s (-inf where
 sampled[s] == targets[n] when accidental hits are removed), loss_n = logsumexp(z_t, z_s...) - z_t.
 The log-Q terms make the sampled loss an unbiased-in-the-limit estimate of the full softmax.
+
+Ids: targets and sampled ids must lie in [0, V). They are checked (ValueError naming the argument)
+on CPU tensors in eager mode, where that costs no host sync. On the GPU, and under torch.compile,
+they are not: an id outside [0, V) there reads outside the weight table (a wrong loss, or an
+illegal memory access), so validate ids on the host when they come from untrusted data.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ def _check(hidden, weight, targets, sampled, log_q_targets, log_q_sampled, bias)
         named.append((name, t))
     for name, t in [*named, ("targets", targets), ("sampled", sampled)]:
         checks.device_like(name, t, "hidden", hidden)
+    checks.ids_in_range("targets", targets, weight.shape[0])
+    checks.ids_in_range("sampled", sampled, weight.shape[0])
 
 
 def _logits(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled, remove_accidental_hits):
@@ -154,7 +161,7 @@ def sampled_softmax_loss(hidden, weight, targets, sampled, log_q_targets, log_q_
         log_q_targets, log_q_sampled: [N] / [S] float32 log sampling probabilities of those ids.
         remove_accidental_hits: drop (score -inf) a sampled column equal to the row's target.
     Gradients reach hidden, weight (target and sampled rows only) and bias, not log_q_* or the ids.
-    Indices must lie in [0, V); they are not range-checked on the GPU.
+    Ids must lie in [0, V): checked on CPU tensors in eager mode, not on the GPU (module docstring).
     """
     _check(hidden, weight, targets, sampled, log_q_targets, log_q_sampled, bias)
     return _loss_op(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled,

@@ -133,6 +133,38 @@ def test_masking_kernel_matches_stable_argsort(batch, length, keep, kernel_path,
     assert all(torch.equal(g, w) for g, w in zip(fallback, want))
 
 
+def any_float_noise(length: int) -> torch.Tensor:
+    """Rows of noise torch.rand never draws: negatives, values >= 2.0 (the kernel's old padding
+    key), NaN of both signs, +-inf, -0.0 beside +0.0, denormals, and a row of NaN only."""
+    g = torch.Generator().manual_seed(length)
+    nan = torch.tensor(float("nan"))
+    specials = torch.stack([nan, -nan, *torch.tensor([float("inf"), -float("inf"), -0.0, 0.0, 1e-45, -1e-45, 3e38,
+                                                      -3e38, 2.0, 2.0, -1.0, -2.0])])  # fmt: skip
+    noise = torch.randn(6, length, generator=g) * 10
+    noise[1] = torch.rand(length, generator=g) * 100 + 2.0
+    noise[2, : len(specials)] = specials[:length]
+    noise[3] = nan
+    noise[4, ::3], noise[4, 1::3] = -0.0, 0.0
+    noise[5] = specials[torch.randint(0, len(specials), (length,), generator=g)]
+    return noise
+
+
+@pytest.mark.parametrize("length", [49, 13, 64])
+def test_masking_kernel_orders_any_float_as_the_reference(length, kernel_path):
+    """Issue 13: NaN noise, or noise >= 2.0 on a row whose length is not a power of 2 (Fashion-MNIST's
+    L=49), made the kernel write out of bounds, and negative noise kept other patches than the
+    reference. Now both paths keep the patches of a stable torch.argsort for any float."""
+    device, context = kernel_path
+    noise = any_float_noise(length)
+    keep = length // 4
+    want = stable_masking(noise, keep)
+    reference = torch.ops.fastpretrain.masking_from_noise(noise, keep)  # CPU tensors: the reference path
+    with context():
+        got = torch.ops.fastpretrain.masking_from_noise(noise.to(device), keep)
+    for name, g, r, w in zip(("ids_keep", "ids_restore", "mask"), got, reference, want):
+        assert torch.equal(g.cpu(), w) and torch.equal(r, w), name
+
+
 def test_random_masking_same_draw_on_kernels(kernel_path):
     device, context = kernel_path
     want = random_masking(5, 20, 0.75, generator=torch.Generator(device).manual_seed(4), device=device)

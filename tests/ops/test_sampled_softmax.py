@@ -211,3 +211,21 @@ def test_bad_arguments(change, error, match):
     args.update(change)
     with pytest.raises(error, match=match):
         sampled_softmax_loss(**args)
+
+
+@pytest.mark.parametrize(
+    "name, ids, bad",
+    [("targets", [0, 5, 1], 5), ("targets", [0, -1, 1], -1), ("targets", [2**40, 0, 0], 2**40),
+     ("sampled", [4, 5], 5), ("sampled", [-1, 0], -1), ("sampled", [-6, 0], -6)],
+)  # fmt: skip
+@pytest.mark.parametrize("on_kernels", [False, True])
+def test_ids_out_of_range_are_refused(name, ids, bad, on_kernels, kernel_path):
+    """Issue 13: ids >= V gave garbage on the kernel path (loss ~5e32) and a bare IndexError on the
+    reference, and -1 was wrapped silently. On CPU tensors (no host sync to save) both paths now
+    refuse them, naming the argument; on the GPU they are documented as unchecked."""
+    if on_kernels and kernel_path[0].type != "cpu":
+        pytest.skip("ids are range-checked on CPU tensors only")
+    context = kernel_path[1] if on_kernels else torch.enable_grad
+    args = {**good_args(), name: torch.tensor(ids)}
+    with context(), pytest.raises(ValueError, match=rf"{name}: expected ids in \[0, 5\), got {bad}$"):
+        sampled_softmax_loss(**args)
