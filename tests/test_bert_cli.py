@@ -1,11 +1,14 @@
 """``fastpretrain bert train`` then ``bert eval`` on a tiny corpus the test writes."""
 
 import json
+import os
+import signal
 
 import pytest
 from bert_corpus import write_corpus
 
 from fastpretrain.cli import main
+from fastpretrain.train import Trainer
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -38,3 +41,49 @@ def test_bert_train_then_eval(tmp_path, capsys):
 def test_bert_train_missing_corpus(tmp_path, capsys):
     assert main(["bert", "train", "--corpus", str(tmp_path / "nope.txt"), "--out-dir", str(tmp_path / "run")]) == 2
     assert "corpus" in capsys.readouterr().err
+
+
+def _train(tmp_path, *flags: str) -> int:
+    corpus = tmp_path / "corpus.txt"
+    if not corpus.exists():
+        write_corpus(corpus, docs=30, sentences=12)
+    return main(["bert", "train", "--corpus", str(corpus), "--vocab-size", "300", "--size", "tiny", "--max-len", "32",
+                 "--batch-size", "8", "--heldout", "0", "--warmup-steps", "1", "--log-every", "1",
+                 "--out-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), *flags])  # fmt: skip
+
+
+def test_resume_with_other_model_flags_is_refused_and_keeps_the_run_files(tmp_path, capsys):
+    """A refused --resume used to rewrite bert_run.json first, leaving a run whose checkpoints no
+    longer load; now nothing is written and the error names the fields."""
+    assert _train(tmp_path, "--steps", "2") == 0
+    run = tmp_path / "run"
+    before = {p: p.read_bytes() for p in (run / "bert_run.json", run / "tokenizer" / "vocab.txt")}
+    capsys.readouterr()
+    assert _train(tmp_path, "--steps", "4", "--resume", "--pre-norm") == 2
+    err = capsys.readouterr().err
+    assert "error: resume: the model config differs from the checkpoint" in err
+    assert "pre_norm False there, True here" in err
+    assert {p: p.read_bytes() for p in before} == before
+    assert _train(tmp_path, "--steps", "4", "--resume") == 0
+
+
+def test_sigterm_saves_and_exits_143_without_claiming_success(tmp_path, capsys, monkeypatch):
+    """SIGTERM after step 2 of 6: a checkpoint, "interrupted" on stderr, no "trained" line and exit
+    status 143, the shell's for SIGTERM; --resume then finishes the run."""
+    step = Trainer._step
+
+    def step_then_sigterm(self, *args):
+        if self.step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, *args)
+
+    monkeypatch.setattr(Trainer, "_step", step_then_sigterm)
+    with pytest.raises(SystemExit) as stopped:
+        _train(tmp_path, "--steps", "6")
+    monkeypatch.undo()
+    out, err = capsys.readouterr()
+    assert stopped.value.code == 143 and "trained" not in out
+    assert "interrupted by SIGTERM at step 2 of 6, not complete" in err
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_000002"]
+    assert _train(tmp_path, "--steps", "6", "--resume") == 0
+    assert "trained      6 steps" in capsys.readouterr().out

@@ -78,15 +78,16 @@ def _bert_train(args: argparse.Namespace) -> None:
                         max_position_embeddings=max(512, args.max_len), pre_norm=args.pre_norm,
                         hidden_dropout=args.dropout, attention_dropout=args.attention_dropout)  # fmt: skip
     model = BertForPreTraining(bert)
-    if is_main():
-        save_wordpiece(tokenizer, saved)
-        with atomic_write(out / BERT_RUN, "w") as f:
-            json.dump({"model": asdict(bert), "data": settings}, f, indent=1)
     print(f"bert-{args.size}  {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, vocabulary "
           f"{bert.vocab_size:,}, {len(train):,} training examples of at most {args.max_len} tokens", file=sys.stderr)  # fmt: skip
     collate = partial(collate_padded, pad_id=pad_id) if args.padded else collate_packed
     mean_len = float(train.lengths().mean())
-    trainer = Trainer(model, train, config, collate_fn=collate, flops_per_item=model.flops_per_item(round(mean_len)))
+    trainer = Trainer(model, train, config, collate_fn=collate, flops_per_item=model.flops_per_item(round(mean_len)),
+                      model_config=asdict(bert))  # refuses a --resume with other model flags, before the writes below
+    if is_main():
+        save_wordpiece(tokenizer, saved)
+        with atomic_write(out / BERT_RUN, "w") as f:
+            json.dump({"model": asdict(bert), "data": settings}, f, indent=1)
     history = trainer.fit()
     if not is_main():
         return

@@ -39,6 +39,8 @@ def _limit(dataset, n: int | None, seed: int):
 def _mae_train(args: argparse.Namespace) -> None:
     """Pre-train a masked autoencoder; checkpoints through the Trainer, then model.safetensors and
     config.json in --out-dir."""
+    from dataclasses import asdict
+
     import torch
 
     from fastpretrain.data.images import RandomResizedCropFlip, Resize, image_dataset
@@ -65,9 +67,11 @@ def _mae_train(args: argparse.Namespace) -> None:
             f"data         {args.data}: {len(dataset):,} images, {'augmented' if args.augment else 'resized'}, "
             f"mean {mean} std {std}"
         )
-        write_config(Path(args.out_dir) / "config.json", config, mean=mean, std=std, data=str(args.data))
     try:
-        history = Trainer(model, dataset, train_config).fit()
+        trainer = Trainer(model, dataset, train_config, model_config=asdict(config))  # refuses a changed --resume
+        if is_main():
+            write_config(Path(args.out_dir) / "config.json", config, mean=mean, std=std, data=str(args.data))
+        history = trainer.fit()
         if is_main():
             final = MAE(config)
             from safetensors.torch import load_file

@@ -6,12 +6,13 @@ from fastpretrain.train.config import TrainConfig, add_train_args
 from fastpretrain.train.distributed import cleanup, is_main
 from fastpretrain.train.metrics import PEAK_TFLOPS, mfu, peak_flops
 from fastpretrain.train.schedule import lr_at
-from fastpretrain.train.trainer import Trainer
+from fastpretrain.train.trainer import Interrupted, Trainer
 
 __all__ = [
     "PEAK_TFLOPS",
-    "Trainer",
+    "Interrupted",
     "TrainConfig",
+    "Trainer",
     "add_train_args",
     "cleanup",
     "is_main",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -54,6 +55,9 @@ class TrainConfig:
             check_int(name, getattr(self, name), 1)
         for name in ("warmup_steps", "num_workers", "max_skips", "seed"):
             check_int(name, getattr(self, name), 0)
+        if self.warmup_steps > self.steps:
+            warnings.warn(f"warmup_steps: {self.warmup_steps} is more than steps ({self.steps}): the learning rate "
+                          f"stops at {self.steps / self.warmup_steps:.0%} of lr and never decays", stacklevel=3)  # fmt: skip
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr: expected a float > 0, got {self.lr!r}")
         if not (isinstance(self.min_lr, (int, float)) and 0 <= self.min_lr <= self.lr):
