@@ -23,7 +23,9 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +148,8 @@ class BertExamples(Dataset):
         target = Path(cache_dir if cache_dir is not None else cache_root()) / "bert_examples" / key
         if not (target / "meta.json").is_file():
             _build_cache(target, source, tokenizer, max_len, heldout, short_seq_prob, seed, settings, progress)
+        elif progress:
+            _info(f"{split} examples of {str(source)!r} from the cache {target}")
         meta = json.loads((target / "meta.json").read_text())
         n = meta["examples"][split]
         if n == 0:
@@ -217,9 +221,14 @@ def collate_padded(examples: list[dict], pad_id: int = 0) -> dict:
 def _build_cache(target: Path, source, tokenizer: Tokenizer, max_len: int, heldout: float, short_seq_prob: float,
                  seed: int, settings: list, progress: bool) -> None:  # fmt: skip
     ids = special_ids(tokenizer)
+    start = time.perf_counter()
+    if progress:
+        _info(f"building examples of {max_len} tokens from {str(source)!r} into {target}")
     documents = _tokenized_documents(source, tokenizer, max_len - 3, progress)
     if not documents:
         raise ValueError(f"source: {str(source)!r} holds no text")
+    if progress:
+        _info(f"tokenized {len(documents):,} documents ({time.perf_counter() - start:.1f} s); pairing sentences")
     if len(documents) == 1:  # documents not marked: fixed-length pseudo-documents
         documents = _chunk(documents[0], FALLBACK_DOC_LEN * max_len)
     rng = np.random.default_rng(seed)
@@ -239,6 +248,9 @@ def _build_cache(target: Path, source, tokenizer: Tokenizer, max_len: int, heldo
             tokens.tofile(work / f"{name}.tokens.i32")
             index.tofile(work / f"{name}.index.i64")
             meta["examples"][name], meta["tokens"][name], meta["documents"][name] = len(index), len(tokens), len(docs)
+            if progress:
+                seconds = time.perf_counter() - start
+                _info(f"{name}: {len(index):,} examples from {len(docs):,} documents ({seconds:.1f} s)")
         (work / "meta.json").write_text(json.dumps(meta))
         try:
             os.replace(work, target)  # atomic publish; a concurrent builder may have won
@@ -249,6 +261,11 @@ def _build_cache(target: Path, source, tokenizer: Tokenizer, max_len: int, heldo
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _info(message: str) -> None:
+    """A progress line on stderr: tokenizing and pairing a large corpus takes minutes."""
+    print(f"[bert examples] {message}", file=sys.stderr, flush=True)
 
 
 def _tokenized_documents(source, tokenizer: Tokenizer, max_piece: int, progress: bool) -> list[list[np.ndarray]]:

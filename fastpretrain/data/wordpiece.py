@@ -9,12 +9,14 @@ when asked for special tokens. The same vocab.txt gives the same ids as ``BertTo
 from __future__ import annotations
 
 import os
+import sys
+import time
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
-from tokenizers.processors import BertProcessing
 
 from fastpretrain.atomic import atomic_path, atomic_write
 from fastpretrain.checks import check_int
@@ -25,19 +27,43 @@ CONTINUATION = "##"
 
 def train_wordpiece(texts: Iterable[str], *, vocab_size: int = 30522, lowercase: bool = True, min_frequency: int = 2,
                     limit_alphabet: int = 1000, progress: bool = True) -> Tokenizer:  # fmt: skip
-    """A WordPiece tokenizer trained on ``texts`` (an iterable of strings, e.g. paragraphs), with
-    the special tokens first: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4."""
+    """A WordPiece tokenizer trained on ``texts`` (an iterable of strings, e.g. paragraphs, read
+    twice: it is held as a list), with the special tokens first: [PAD] 0, [UNK] 1, [CLS] 2,
+    [SEP] 3, [MASK] 4. The same texts give the same vocabulary in every run: see :func:`_alphabet`."""
     check_int("vocab_size", vocab_size, len(SPECIAL_TOKENS) + 1)
     check_int("min_frequency", min_frequency, 1)
+    check_int("limit_alphabet", limit_alphabet, 1)
+    texts = list(texts)
+    start = time.perf_counter()
     wordpiece = BertWordPieceTokenizer(lowercase=lowercase, strip_accents=lowercase)
+    alphabet = _alphabet(texts, wordpiece.normalizer, limit_alphabet)
+    if progress:
+        info(f"training {vocab_size:,} pieces on {len(texts):,} texts ({len(alphabet):,} characters)")
+    pinned = [*SPECIAL_TOKENS, *(CONTINUATION + c for c in alphabet)]
     wordpiece.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency, limit_alphabet=limit_alphabet,
-                                  special_tokens=list(SPECIAL_TOKENS), show_progress=progress)  # fmt: skip
-    tokenizer = wordpiece._tokenizer
-    if tokenizer.get_vocab_size() <= len(SPECIAL_TOKENS):
+                                  initial_alphabet=alphabet, special_tokens=pinned, show_progress=progress)  # fmt: skip
+    pieces = vocab_list(wordpiece._tokenizer)
+    if len(pieces) <= len(pinned):
         raise ValueError("texts: no word to learn from (the corpus is empty)")
-    ids = special_ids(tokenizer)  # training leaves out the [CLS] A [SEP] B [SEP] template
-    tokenizer.post_processor = BertProcessing(("[SEP]", ids["[SEP]"]), ("[CLS]", ids["[CLS]"]))
-    return tokenizer
+    # rebuilt from the vocabulary alone, as its vocab.txt loads: the pinned "##" pieces are ordinary pieces again
+    vocab = {piece: i for i, piece in enumerate(pieces)}
+    tokenizer = BertWordPieceTokenizer(vocab, lowercase=lowercase, strip_accents=lowercase)
+    if progress:
+        info(f"trained {len(pieces):,} pieces in {time.perf_counter() - start:.1f} s")
+    return tokenizer._tokenizer
+
+
+def _alphabet(texts: list[str], normalizer, limit: int) -> list[str]:
+    """The ``limit`` most frequent characters of the normalised texts (ties by code point).
+
+    HF's trainer numbers the ``##`` pieces of the alphabet in hash-map order (a new order each run),
+    and merges of equal count are tied by those numbers, so the vocabulary changed from run to
+    run. Passing the alphabet, and its ``##`` pieces as special tokens, fixes every number."""
+    counts = Counter()
+    for text in texts:
+        counts.update(normalizer.normalize_str(text))
+    chars = sorted((c for c in counts if not c.isspace()), key=lambda c: (-counts[c], c))[:limit]
+    return sorted(chars)
 
 
 def load_wordpiece(path: str | os.PathLike, *, lowercase: bool = True) -> Tokenizer:
@@ -86,3 +112,8 @@ def special_ids(tokenizer: Tokenizer) -> dict[str, int]:
     if missing:
         raise ValueError(f"tokenizer: the vocabulary lacks the special tokens {missing} BERT needs")
     return ids
+
+
+def info(message: str) -> None:
+    """A progress line on stderr, for the phases that can take minutes on a large corpus."""
+    print(f"[wordpiece] {message}", file=sys.stderr, flush=True)
