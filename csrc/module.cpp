@@ -4,8 +4,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <algorithm>
-#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -70,31 +68,20 @@ py::array_t<int32_t> feed_sentences(TextEncoder& enc, const py::iterable& senten
       }
       Py_ssize_t len;
       const char* utf8 = PyUnicode_AsUTF8AndSize(token.ptr(), &len);
-      if (utf8 == nullptr) throw py::error_already_set();
+      if (utf8 == nullptr) {
+        PyErr_Clear();
+        throw py::value_error("sentences: token " + std::string(py::repr(token)) +
+                              " cannot be encoded as UTF-8 (it holds a lone surrogate)");
+      }
       try {
         enc.add_word(std::string_view(utf8, static_cast<size_t>(len)), out);
       } catch (const std::invalid_argument& e) {
         throw py::value_error(std::string("sentences: ") + e.what());
       }
     }
-    enc.end_source(out);
+    enc.end_sentence(out);
   }
   return to_numpy(std::move(out));
-}
-
-// Provisional ids of the words with count >= min_count, most frequent first (ties
-// by word), at most max_size of them (max_size < 0: no limit).
-py::array_t<int32_t> final_order(const TextEncoder& enc, int64_t min_count, int64_t max_size) {
-  const WordTable& t = enc.table();
-  std::vector<int32_t> order;
-  for (int32_t i = 0; i < t.size(); ++i) {
-    if (t.count(i) >= min_count) order.push_back(i);
-  }
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-    return t.count(a) != t.count(b) ? t.count(a) > t.count(b) : t.word(a) < t.word(b);
-  });
-  if (max_size >= 0 && static_cast<int64_t>(order.size()) > max_size) order.resize(max_size);
-  return to_numpy(std::move(order));
 }
 
 py::list words(const TextEncoder& enc) {
@@ -172,7 +159,7 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "fastpretrain's C++ word2vec corpus engine";
 
   py::class_<TextEncoder>(m, "TextEncoder", "Streaming tokenizer and word counter (one pass).")
-      .def(py::init<>())
+      .def(py::init<int64_t>(), py::arg("max_vocab_size") = 0, "max_vocab_size > 0: gensim's scan-time pruning.")
       .def("feed", &feed, py::arg("data"),
            "Tokenize a chunk of UTF-8 bytes; returns provisional ids, -1 at line ends.")
       .def("end_source", [](TextEncoder& e) {
@@ -185,13 +172,19 @@ PYBIND11_MODULE(_C, m) {
       .def("__len__", [](const TextEncoder& e) { return e.table().size(); })
       .def("words", &words, "Distinct words in order of first appearance.")
       .def("counts", [](const TextEncoder& e) { return to_numpy(std::vector<int64_t>(e.table().counts())); })
-      .def("final_order", &final_order, py::arg("min_count"), py::arg("max_size"))
+      .def("final_order", [](const TextEncoder& e, int64_t min_count, int64_t max_final_vocab, bool sorted) {
+             return to_numpy(e.final_order(min_count, max_final_vocab, sorted));
+           }, py::arg("min_count"), py::arg("max_final_vocab"), py::arg("sorted"),
+           "Provisional ids of the final vocabulary by gensim's rules (max_final_vocab < 0: no limit).")
       .def_property_readonly("bytes_seen", &TextEncoder::bytes_seen);
 
   m.def("remap_ids", &remap, py::arg("ids"), py::arg("mapping"),
         "Map ids through `mapping` in place (negative = drop), collapse empty lines; returns the new length.");
   m.def("keep_probabilities", [](const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& counts,
-                                 double sample) { return to_numpy(keep_probabilities(counts_vector(counts), sample)); },
+                                 double sample) {
+          if (!(sample >= 0)) throw py::value_error("sample: expected a threshold >= 0, got " + std::to_string(sample));
+          return to_numpy(keep_probabilities(counts_vector(counts), sample));
+        },
         py::arg("counts"), py::arg("sample"));
   m.def("alias_table", &alias_table, py::arg("weights"), "Vose alias table: (thresholds in units of 2^-32, aliases).");
   m.def("huffman", &huffman, py::arg("counts"), "Huffman (codes, points, lengths) in word2vec.c's layout.");
@@ -201,10 +194,10 @@ PYBIND11_MODULE(_C, m) {
                        const py::array_t<double, py::array::c_style | py::array::forcecast>& keep,
                        const py::array_t<double, py::array::c_style | py::array::forcecast>& noise, bool skipgram,
                        int32_t window, int32_t negative, int64_t batch_size, int32_t epochs, int32_t workers,
-                       uint64_t seed, int32_t max_sentence_length, int32_t queue_depth) {
+                       uint64_t seed, int32_t max_sentence_length, int32_t queue_depth, bool shrink_windows) {
              auto self = std::make_unique<PyProducer>();
              self->ids = std::move(ids);
-             self->options = ProducerOptions{skipgram, window, negative, batch_size, epochs,
+             self->options = ProducerOptions{skipgram, shrink_windows, window, negative, batch_size, epochs,
                                              workers, seed, max_sentence_length, queue_depth};
              AliasTable table;
              if (negative > 0) table = AliasTable(std::vector<double>(noise.data(), noise.data() + noise.size()));
@@ -215,7 +208,7 @@ PYBIND11_MODULE(_C, m) {
            }),
            py::arg("ids"), py::arg("keep"), py::arg("noise"), py::arg("skipgram"), py::arg("window"),
            py::arg("negative"), py::arg("batch_size"), py::arg("epochs"), py::arg("workers"), py::arg("seed"),
-           py::arg("max_sentence_length"), py::arg("queue_depth"))
+           py::arg("max_sentence_length"), py::arg("queue_depth"), py::arg("shrink_windows") = true)
       .def("next", &next_batch, "Next batch as a dict of numpy arrays, or None when done.")
       .def_property_readonly("words_per_epoch", [](const PyProducer& p) { return p.producer->words_per_epoch(); })
       .def_property_readonly("progress", [](const PyProducer& p) { return p.producer->progress(); });

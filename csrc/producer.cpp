@@ -2,23 +2,63 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
+#include <cstdio>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+
+#include <unistd.h>
 
 #include "text_encoder.h"
 
 namespace fp {
 
+namespace {
+
+// "name: expected an int in [low, high], got value" unless low <= value <= high.
+void check_range(const char* name, int64_t value, int64_t low, int64_t high) {
+  if (value < low || value > high) {
+    throw std::invalid_argument(std::string(name) + ": expected an int in [" + std::to_string(low) + ", " +
+                                std::to_string(high) + "], got " + std::to_string(value));
+  }
+}
+
+std::string gib(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f GiB", bytes / (1 << 30));
+  return text;
+}
+
+// The batches alive at once (per worker: its queue, the one held back, the one being
+// filled; two on the consumer's side) must fit in half of the machine's memory.
+void check_batch_memory(const ProducerOptions& o) {
+  const int64_t width = o.skipgram ? 1 : 2 * static_cast<int64_t>(o.window);
+  const int64_t per_example = 1 + width + (o.skipgram ? 0 : 1) + o.negative;
+  const double batch = 4.0 * static_cast<double>(o.batch_size) * static_cast<double>(per_example);
+  const double total = batch * (static_cast<double>(o.workers) * (o.queue_depth + 2) + 2);
+  const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  if (memory > 0 && total > memory / 2) {
+    throw std::length_error("batch_size: " + std::to_string(o.batch_size) + " examples of " +
+                            std::to_string(per_example) + " ints (window " + std::to_string(o.window) + ", " +
+                            std::to_string(o.negative) + " negatives) buffered by " + std::to_string(o.workers) +
+                            " workers take " + gib(total) + ", more than half of this machine's " + gib(memory) +
+                            "; lower batch_size or workers");
+  }
+}
+
+}  // namespace
+
 Producer::Producer(const int32_t* ids, int64_t n, std::vector<double> keep, AliasTable noise, ProducerOptions opt)
     : ids_(ids), n_(n), keep_(std::move(keep)), noise_(std::move(noise)), opt_(opt) {
-  if (opt_.window < 1) throw std::invalid_argument("window must be >= 1");
-  if (opt_.negative < 0) throw std::invalid_argument("negative must be >= 0");
-  if (opt_.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1");
-  if (opt_.epochs < 1) throw std::invalid_argument("epochs must be >= 1");
-  if (opt_.workers < 1) throw std::invalid_argument("workers must be >= 1");
-  if (opt_.max_sentence_length < 1) throw std::invalid_argument("max_sentence_length must be >= 1");
-  if (opt_.queue_depth < 1) throw std::invalid_argument("queue_depth must be >= 1");
+  check_range("window", opt_.window, 1, kMaxWindow);
+  check_range("negative", opt_.negative, 0, kMaxNegative);
+  check_range("batch_size", opt_.batch_size, 1, kMaxBatchSize);
+  check_range("epochs", opt_.epochs, 1, INT32_MAX);
+  check_range("workers", opt_.workers, 1, kMaxWorkers);
+  check_range("max_sentence_length", opt_.max_sentence_length, 1, INT32_MAX);
+  check_range("queue_depth", opt_.queue_depth, 1, kMaxQueueDepth);
+  check_batch_memory(opt_);
   if (opt_.negative > 0 && noise_.size() != keep_.size()) {
     throw std::invalid_argument("the noise distribution must cover the vocabulary");
   }
@@ -70,7 +110,7 @@ class Producer::Worker {
   bool run() {
     const int64_t lo = p_.n_ * w_ / opt_.workers, hi = p_.n_ * (w_ + 1) / opt_.workers;
     std::vector<int32_t> sentence;
-    sentence.reserve(opt_.max_sentence_length);
+    sentence.reserve(static_cast<size_t>(std::min<int64_t>(opt_.max_sentence_length, hi - lo)));
     for (epoch_ = 0; epoch_ < opt_.epochs; ++epoch_) {
       int64_t pos = lo;
       while (pos < hi) {
@@ -111,7 +151,8 @@ class Producer::Worker {
   bool train_sentence(const std::vector<int32_t>& s) {
     const auto len = static_cast<int32_t>(s.size());
     for (int32_t i = 0; i < len; ++i) {
-      const int32_t reach = opt_.window - static_cast<int32_t>(rng_.below(opt_.window));
+      const int32_t shrink = opt_.shrink_windows ? static_cast<int32_t>(rng_.below(opt_.window)) : 0;
+      const int32_t reach = opt_.window - shrink;
       const int32_t a = std::max(0, i - reach), b = std::min(len - 1, i + reach);
       if (opt_.skipgram) {
         for (int32_t j = a; j <= b; ++j) {

@@ -1,7 +1,7 @@
 // Multi-threaded producer of word2vec training batches, word2vec.c's sampling:
 // per-epoch frequent-word subsampling, sentences of at most max_sentence_length
 // kept words (never crossing a line end), a dynamic window b ~ U[1, window] per
-// center, and optional negatives from the noise alias table.
+// center (b = window without shrink_windows), and optional negatives from the noise alias table.
 //
 // Worker w owns the contiguous slice [n*w/W, n*(w+1)/W) of the id stream and its
 // own SplitMix64 stream; batches are handed out round-robin over workers, so the
@@ -22,8 +22,17 @@
 
 namespace fp {
 
+// Upper bounds of the options: each keeps one batch well inside int32/int64 arithmetic;
+// the memory the batches take together is checked against the machine's memory as well.
+constexpr int64_t kMaxBatchSize = int64_t{1} << 24;
+constexpr int32_t kMaxWindow = 1 << 20;
+constexpr int32_t kMaxNegative = 1 << 20;
+constexpr int32_t kMaxWorkers = 1024;
+constexpr int32_t kMaxQueueDepth = 1024;
+
 struct ProducerOptions {
   bool skipgram = true;        // false: CBOW examples (context window -> center)
+  bool shrink_windows = true;  // false: every center uses the full window (no draw)
   int32_t window = 5;
   int32_t negative = 0;        // negatives per pair (skip-gram) or per example (CBOW)
   int64_t batch_size = 16384;  // pairs (skip-gram) or examples (CBOW) per batch

@@ -19,6 +19,7 @@ class WordTable {
   int32_t find(std::string_view word) const;
 
   void add_count(int32_t id, int64_t n) { counts_[id] += n; }
+  void reset_count(int32_t id) { counts_[id] = 0; }
   int64_t count(int32_t id) const { return counts_[id]; }
   const std::vector<int64_t>& counts() const { return counts_; }
   std::string_view word(int32_t id) const {

@@ -82,7 +82,8 @@ def worker_batches(ids, keep, noise, o, w):
                     continue  # subsampled away
                 sentence.append(id_)
             for i, center in enumerate(sentence):
-                reach = o["window"] - rng.below(o["window"])  # drawn even if no context results
+                shrink = rng.below(o["window"]) if o["shrink_windows"] else 0  # drawn even if no context results
+                reach = o["window"] - shrink
                 a, b = max(0, i - reach), min(len(sentence) - 1, i + reach)
                 context = [sentence[j] for j in range(a, b + 1) if j != i]
                 if o["sg"]:
@@ -140,12 +141,13 @@ def corpus():
     return Corpus.build([rng.choices(words, weights, k=n) for n in lengths], min_count=1)
 
 
-LAYOUTS = [  # workers, batch_size, window, max_sentence_length, epochs, seed
-    (1, 7, 2, 1000, 1, 1),
-    (3, 7, 3, 4, 2, 12345),
-    (3, 5, 2, 1000, 2, 2**64 - 1),
-    (2, 1, 1, 3, 1, 7),
-    (3, 10_000, 2, 1000, 2, 3),  # one partial batch per worker, sealed at the very end
+LAYOUTS = [  # workers, batch_size, window, max_sentence_length, epochs, seed, shrink_windows
+    (1, 7, 2, 1000, 1, 1, 1),
+    (3, 7, 3, 4, 2, 12345, 1),
+    (3, 5, 2, 1000, 2, 2**64 - 1, 1),
+    (2, 1, 1, 3, 1, 7, 1),
+    (3, 10_000, 2, 1000, 2, 3, 1),  # one partial batch per worker, sealed at the very end
+    (2, 6, 3, 1000, 2, 9, 0),  # full windows: no draw per center
 ]
 
 
@@ -153,9 +155,9 @@ LAYOUTS = [  # workers, batch_size, window, max_sentence_length, epochs, seed
 @pytest.mark.parametrize("sg,negative,sample", list(itertools.product([1, 0], [3, 0], [1e-2, 0.0])))
 def test_producer_matches_reference(corpus, layout, sg, negative, sample):
     """Every array element, epoch and progress of every batch equals the Python replay."""
-    workers, batch_size, window, max_sentence_length, epochs, seed = layout
-    o = dict(sg=sg, window=window, sample=sample, negative=negative, batch_size=batch_size,
-             epochs=epochs, workers=workers, seed=seed, max_sentence_length=max_sentence_length)  # fmt: skip
+    workers, batch_size, window, max_sentence_length, epochs, seed, shrink_windows = layout
+    o = dict(sg=sg, window=window, sample=sample, negative=negative, batch_size=batch_size, epochs=epochs,
+             workers=workers, seed=seed, max_sentence_length=max_sentence_length, shrink_windows=shrink_windows)  # fmt: skip
     if sample:
         assert min(corpus.vocab.keep_probabilities(sample)) < 0.5  # subsampling really drops words
     expected = list(reference_batches(corpus, o))

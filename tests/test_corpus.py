@@ -29,20 +29,94 @@ def expected_ids(sentences, vocab):
     return np.array(out, dtype=np.int32)
 
 
-def test_vocab_sorted_by_count_then_word_and_filtered():
+def gensim_order(counts, first_seen):
+    """gensim 4.4's order: decreasing count, ties with the word counted last first."""
+    return sorted(counts, key=lambda w: (-counts[w], -first_seen.index(w)))
+
+
+def test_vocab_sorted_by_count_ties_last_counted_first_and_filtered():
     corpus = Corpus.build(SENTENCES, min_count=2)
     counts = Counter(w for s in SENTENCES for w in s)
-    want = sorted((w for w in counts if counts[w] >= 2), key=lambda w: (-counts[w], w))
+    first_seen = list(dict.fromkeys(w for s in SENTENCES for w in s))
+    want = gensim_order({w: c for w, c in counts.items() if c >= 2}, first_seen)
     assert corpus.vocab.words == want
     assert corpus.vocab.counts.tolist() == [counts[w] for w in want]
     np.testing.assert_array_equal(corpus.ids, expected_ids(SENTENCES, corpus.vocab))
     assert corpus.n_words == sum(counts[w] for w in want)
 
 
-def test_max_vocab_size_keeps_most_frequent():
-    corpus = Corpus.build(SENTENCES, min_count=1, max_vocab_size=3)
-    assert corpus.vocab.words == ["the", "dog", "fox"]
+def test_max_final_vocab_drops_every_word_tied_at_the_cut():
+    """gensim keeps the words counted more often than the (N+1)-th: ties at the cut all go."""
+    counts = Counter(w for s in SENTENCES for w in s)  # the 4, fox 3, dog 3, a 2, and 2, ...
+    assert Corpus.build(SENTENCES, min_count=1, max_final_vocab=3).vocab.words == ["the", "dog", "fox"]
+    assert Corpus.build(SENTENCES, min_count=1, max_final_vocab=2).vocab.words == ["the"]
+    corpus = Corpus.build(SENTENCES, min_count=1, max_final_vocab=4)
+    assert corpus.vocab.words == ["the", "dog", "fox"] and counts["a"] == counts["and"] == 2
     np.testing.assert_array_equal(corpus.ids, expected_ids(SENTENCES, corpus.vocab))
+
+
+def test_sorted_vocab_0_keeps_first_counted_order():
+    corpus = Corpus.build(SENTENCES, min_count=1, sorted_vocab=0)
+    assert corpus.vocab.words == list(dict.fromkeys(w for s in SENTENCES for w in s))
+
+
+def test_min_count_0_keeps_every_word():
+    assert Corpus.build(SENTENCES, min_count=0).vocab.words == Corpus.build(SENTENCES, min_count=1).vocab.words
+
+
+def random_sentences(seed, n_sentences, vocab, max_len):
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(vocab)]
+    weights = [1 / (i + 1) for i in range(vocab)]
+    return [rng.choices(words, weights, k=rng.randint(0, max_len)) for _ in range(n_sentences)]
+
+
+GENSIM_VOCAB_SETTINGS = [  # min_count, max_final_vocab, max_vocab_size, sorted_vocab
+    (1, None, None, 1), (3, None, None, 1), (1, None, None, 0), (0, 40, None, 1), (2, 15, None, 0),
+    (1, None, 60, 1), (1, None, 25, 0), (2, 30, 50, 1), (1, None, 3, 1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("settings", GENSIM_VOCAB_SETTINGS)
+def test_vocabulary_equals_gensims_for_token_lists(settings):
+    """Words, order and counts equal gensim 4.4's build_vocab on the same token lists, with scan-time
+    pruning (max_vocab_size), the max_final_vocab cut and both orders; empty sentences included."""
+    gensim = pytest.importorskip("gensim.models")
+    min_count, max_final_vocab, max_vocab_size, sorted_vocab = settings
+    sentences = random_sentences(7, 400, 200, 12)
+    ours = Corpus.build(sentences, min_count=min_count, max_final_vocab=max_final_vocab,
+                        max_vocab_size=max_vocab_size, sorted_vocab=sorted_vocab).vocab  # fmt: skip
+    theirs = gensim.Word2Vec(min_count=min_count, max_final_vocab=max_final_vocab, max_vocab_size=max_vocab_size,
+                             sorted_vocab=sorted_vocab, vector_size=4, workers=1)  # fmt: skip
+    theirs.build_vocab(sentences)
+    assert ours.words == theirs.wv.index_to_key
+    assert ours.counts.tolist() == [theirs.wv.get_vecattr(w, "count") for w in ours.words]
+
+
+@pytest.mark.parametrize("max_vocab_size", [None, 30, 4])
+def test_vocabulary_equals_gensims_for_a_file(tmp_path, max_vocab_size):
+    """A file is read as gensim's LineSentence reads it: a line is a sentence, and a line of more than
+    10000 words is several (each a pruning check), which max_vocab_size's counts depend on."""
+    gensim = pytest.importorskip("gensim.models")
+    lines = [" ".join(s) for s in random_sentences(3, 60, 300, 40)]
+    lines.insert(20, " ".join(w for s in random_sentences(4, 2600, 300, 12) for w in s))  # ~16k words
+    lines.insert(40, "")
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n")
+    ours = Corpus.build(path, min_count=1, max_vocab_size=max_vocab_size).vocab
+    theirs = gensim.Word2Vec(min_count=1, max_vocab_size=max_vocab_size, vector_size=4, workers=1)
+    theirs.build_vocab(corpus_file=str(path))
+    assert ours.words == theirs.wv.index_to_key
+    assert ours.counts.tolist() == [theirs.wv.get_vecattr(w, "count") for w in ours.words]
+
+
+def test_pruned_words_keep_every_occurrence_in_the_ids():
+    """A word forgotten by pruning and counted again later is one word: all its occurrences
+    (before the pruning too) are in the ids, as gensim's training pass re-reads them all."""
+    sentences = [["a", "b", "c"], ["a", "a"], ["b", "b", "b"]]  # b and c are pruned after the second
+    corpus = Corpus.build(sentences, min_count=1, max_vocab_size=2)
+    assert dict(zip(corpus.vocab.words, corpus.vocab.counts.tolist())) == {"b": 3, "a": 3}
+    np.testing.assert_array_equal(corpus.ids, expected_ids(sentences, corpus.vocab))
 
 
 @pytest.mark.parametrize("suffix,opener", [("", open), (".xz", lzma.open), (".bz2", bz2.open), (".gz", gzip.open)])
@@ -118,3 +192,48 @@ def test_real_corpus_vocabulary_matches_gensim_figure(shared_data):
     assert len(corpus.vocab) == 85_718
     assert corpus.vocab.words[:3] == ["the", "a", "of"]
     assert corpus.n_words == int(corpus.vocab.counts.sum())
+
+
+# Python's str.split() whitespace, in every width of UTF-8: what the tokenizer must split on too.
+SPACES = [chr(c) for c in range(0x110000) if chr(c).isspace() and c != 0x0A]
+NOT_SPACES = ["\u200b", "\u180e", "\ufeff", "é", "€", "𝄞", "\x00", "\x1b"]  # zero-width, BOM, 2-4 byte letters
+
+
+def line_tokens(text):
+    """The oracle: lines end at '\\n' only; words are what str.split() makes of a line."""
+    return [line.split() for line in text.split("\n")]
+
+
+def mixed_text(seed, n=3000):
+    rng = random.Random(seed)
+    pieces = ["a", "bc", "é", "€", "𝄞", "\n"] + SPACES + NOT_SPACES
+    return "".join(rng.choice(pieces) for _ in range(n))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1 << 22])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_words_split_on_unicode_whitespace_as_str_split(tmp_path, monkeypatch, chunk, seed):
+    """NBSP, U+2028, U+3000, \\x1c ... split words as str.split() does, also when the reader's chunk
+    boundary cuts a multi-byte space; the cached vocabulary file then reads back intact."""
+    monkeypatch.setattr("fastpretrain.data.corpus.CHUNK_BYTES", chunk)
+    text = mixed_text(seed)
+    path = tmp_path / "text.txt"
+    path.write_text(text, encoding="utf-8")
+    corpus = Corpus.build(path, min_count=1, progress=False)
+    sentences = line_tokens(text)
+    assert sorted(corpus.vocab.words) == sorted({w for s in sentences for w in s})
+    np.testing.assert_array_equal(corpus.ids, expected_ids(sentences, corpus.vocab))
+    reloaded = Corpus.load(corpus.path)
+    assert reloaded.vocab.words == corpus.vocab.words
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000", "\u2028", "\x1c", "\x85", "\u202f"])
+def test_a_word_with_unicode_whitespace_never_breaks_the_cache(tmp_path, space):
+    """The reported case: such a word used to land whole in vocab.txt, which split() then read as
+    three fields, and every later run failed on the cached entry."""
+    path = tmp_path / "text.txt"
+    path.write_text(f"foo{space}bar baz\nfoo baz\n", encoding="utf-8")
+    first = Corpus.build(path, min_count=1)
+    assert sorted(first.vocab.words) == ["bar", "baz", "foo"]
+    again = Corpus.build(path, min_count=1)
+    assert again.path == first.path and again.vocab.words == first.vocab.words

@@ -48,22 +48,50 @@ def test_subsampling_keep_rates_match_word2vec_formula(zipf_corpus):
     assert (n[keep == 1] - kept[keep == 1] <= 2 * epochs).all()
 
 
-def test_dynamic_window_is_uniform_on_1_to_window(tmp_path):
-    """CBOW context counts of interior positions are 2*b with b ~ U[1, window]."""
-    window, line = 7, 200
-    rng = np.random.default_rng(1)
-    lines = [" ".join(f"w{i}" for i in rng.integers(0, 50, line)) for _ in range(300)]
-    (tmp_path / "lines.txt").write_text("\n".join(lines))
-    corpus = Corpus.build(tmp_path / "lines.txt", min_count=1)
-    batches = Word2VecBatches(corpus, sg=0, window=window, sample=0, negative=0, workers=1, batch_size=1000)
-    lengths = np.concatenate([b.lengths for b in batches]).reshape(-1, line)  # one row per line
-    interior = lengths[:, window : line - window].ravel()
-    assert (interior % 2 == 0).all()
-    observed = np.bincount(interior // 2, minlength=window + 1)
-    assert observed[0] == 0
-    assert stats.chisquare(observed[1:]).pvalue > 1e-4
-    # At the edges the window is cut by the sentence: position i sees at most i words on its left.
-    assert (lengths[:, 0] <= window).all() and (lengths[:, 0] >= 1).all()
+def observed_reaches(corpus, sentences, batches, sg):
+    """Per interior center (window <= position < len - window) of every sentence, its reach: the
+    largest distance to a context word, 0 when it made no example or pair at all. The words are
+    distinct, so an id tells its sentence and position; also checks the contexts fill the window."""
+    where = {corpus.vocab[w]: (i, j) for i, s in enumerate(sentences) for j, w in enumerate(s)}
+    contexts: dict[int, list[int]] = {}
+    for b in batches:
+        rows = b.contexts[:, None] if sg else b.contexts
+        lengths = np.ones(len(b), dtype=np.int64) if sg else b.lengths
+        for center, row, k in zip(b.centers.tolist(), rows, lengths.tolist()):
+            contexts.setdefault(center, []).extend(row[:k].tolist())
+    window = batches.window
+    reaches = []
+    for i, s in enumerate(sentences):
+        for j in range(window, len(s) - window):
+            got = sorted(where[c][1] - j for c in contexts.get(corpus.vocab[s[j]], []))
+            reach = max(map(abs, got), default=0)
+            assert all(where[c][0] == i for c in contexts.get(corpus.vocab[s[j]], []))
+            assert got == [d for d in range(-reach, reach + 1) if d], (i, j, got)  # the whole window, no gaps
+            reaches.append(reach)
+    return np.bincount(reaches, minlength=window + 1)
+
+
+@pytest.mark.parametrize("sg", [0, 1])
+def test_dynamic_window_is_uniform_on_1_to_window(sg):
+    """Each center's window is b ~ U[1, window], read from the batches themselves: b = 0 (no example)
+    never happens, b never exceeds window, and 1..window are equally likely."""
+    window, length = 7, 60
+    sentences = [[f"s{i}w{j}" for j in range(length)] for i in range(400)]
+    corpus = Corpus.build(sentences, min_count=1)
+    batches = Word2VecBatches(corpus, sg=sg, window=window, sample=0, negative=0, workers=2, batch_size=999)
+    observed = observed_reaches(corpus, sentences, batches, sg)
+    assert observed[0] == 0 and len(observed) == window + 1, observed
+    assert observed.sum() == 400 * (length - 2 * window)
+    assert stats.chisquare(observed[1:]).pvalue > 1e-4, observed
+
+
+def test_full_windows_without_shrink_windows():
+    window, length = 4, 30
+    sentences = [[f"s{i}w{j}" for j in range(length)] for i in range(50)]
+    corpus = Corpus.build(sentences, min_count=1)
+    batches = Word2VecBatches(corpus, sg=0, window=window, sample=0, negative=0, shrink_windows=0)
+    observed = observed_reaches(corpus, sentences, batches, 0)
+    assert observed.tolist() == [0] * window + [50 * (length - 2 * window)]
 
 
 def test_negatives_follow_unigram_to_the_075(zipf_corpus):
@@ -95,7 +123,7 @@ def test_sentences_are_cut_at_1000_kept_words(tmp_path):
     n = 2500
     words = [f"w{i:05d}" for i in range(n)]
     (tmp_path / "text").write_text(" ".join(words[:2200]) + "\n" + " ".join(words[2200:]))
-    corpus = Corpus.build(tmp_path / "text", min_count=1)
+    corpus = Corpus.build(tmp_path / "text", min_count=1, sorted_vocab=0)
     batches = Word2VecBatches(corpus, sg=0, window=5, sample=0, negative=0, workers=1)
     examples = [(c, ctx[:k]) for b in batches for c, ctx, k in zip(b.centers, b.contexts, b.lengths)]
     assert [c for c, _ in examples] == list(range(n))
@@ -140,6 +168,20 @@ def test_huffman_is_an_optimal_prefix_code(counts):
         for d in range(len(code)):
             assert node_of_prefix.setdefault(code[:d], h.points[w, d]) == h.points[w, d]
     assert sorted(node_of_prefix.values()) == list(range(v - 1))
+
+
+def test_huffman_codes_do_not_depend_on_the_order_of_tied_words():
+    """Each word keeps its code when words of equal count are listed in another order (gensim's
+    order puts a document's rare words together; they must not become siblings for that)."""
+    rng = np.random.default_rng(4)
+    words = [f"w{i}" for i in range(300)]
+    counts = rng.integers(1, 6, len(words))
+    order = np.lexsort((rng.random(len(words)), -counts))
+    a, b = Vocab(words, counts).huffman(), Vocab([words[i] for i in order], counts[order]).huffman()
+    for new, old in enumerate(order):
+        k = a.lengths[old]
+        assert b.lengths[new] == k and (b.codes[new, :k] == a.codes[old, :k]).all()
+        assert (b.points[new, :k] == a.points[old, :k]).all()
 
 
 def test_huffman_of_one_word_is_empty():

@@ -1,4 +1,6 @@
-"""Named corpora that work offline, made from text that installed packages ship."""
+"""Named corpora that work offline: made from text that installed packages ship (``wiki206``), or
+found in the project's shared data folder (``corpus20m``, ``docs9m``), which :func:`find_data`
+looks for in a few places and names them all when it is in none."""
 
 from __future__ import annotations
 
@@ -11,6 +13,33 @@ from fastpretrain.atomic import atomic_write
 
 DEFAULT_CORPUS = "wiki206"
 _WIKI_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
+
+def data_roots() -> list[tuple[Path, str]]:
+    """Where the shared data folder may be, first match wins: ``$FASTPRETRAIN_DATA``, ``../shared/data``
+    beside the project checkout the package runs from (not inside a venv after ``pip install .``),
+    ``../shared/data`` from the current directory, and the current directory itself."""
+    roots = []
+    if os.environ.get("FASTPRETRAIN_DATA"):
+        roots.append((Path(os.environ["FASTPRETRAIN_DATA"]), "$FASTPRETRAIN_DATA"))
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():
+        roots.append((checkout.parent / "shared" / "data", "beside the project checkout"))
+    roots.append((Path.cwd().parent / "shared" / "data", "../shared/data from the current directory"))
+    roots.append((Path.cwd(), "the current directory"))
+    return roots
+
+
+def find_data(name: str) -> Path:
+    """``name`` (a file or folder, e.g. ``corpus20m.txt.xz``) in the first of :func:`data_roots`
+    that holds it; FileNotFoundError listing every place tried otherwise."""
+    roots = data_roots()
+    for root, _ in roots:
+        if (root / name).exists():
+            return root / name
+    tried = "; ".join(f"{root} ({why})" for root, why in roots)
+    hint = "" if os.environ.get("FASTPRETRAIN_DATA") else "; set FASTPRETRAIN_DATA to the folder that holds it"
+    raise FileNotFoundError(f"{name}: not found in the shared data folder; looked in {tried}{hint}")
 
 
 def wiki206(cache: Path) -> Path:
@@ -35,7 +64,11 @@ def wiki206(cache: Path) -> Path:
     return path
 
 
-DATASETS = {"wiki206": wiki206}
+DATASETS = {
+    "wiki206": wiki206,
+    "corpus20m": lambda cache: find_data("corpus20m.txt.xz"),
+    "docs9m": lambda cache: find_data("docs9m.txt.xz"),
+}
 
 
 def resolve_corpus(name_or_path: str | os.PathLike, cache: Path) -> Path:
