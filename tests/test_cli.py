@@ -1,7 +1,15 @@
 """The ``fastpretrain`` command line: help lists the commands, ``corpus`` reports the
-statistics of the corpus it was given, and bad input exits 2 with a message."""
+statistics of the corpus it was given, bad input exits 2 with a message before any long phase,
+outputs take the umask's mode, and Ctrl-C saves what was trained and exits 130."""
 
+import os
+import random
 import re
+import signal
+import stat
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -45,7 +53,7 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["corpus", "--corpus", str(tmp_path / "t"), "--window", "0"])
     assert exit_info.value.code == 2
-    assert "argument --window: expected a value >= 1, got 0" in capsys.readouterr().err
+    assert "argument --window: expected a value in [1, 1048576], got 0" in capsys.readouterr().err
 
 
 def test_word2vec_train_then_eval(tmp_path, capsys):
@@ -69,3 +77,167 @@ def test_word2vec_train_then_eval(tmp_path, capsys):
     evaluated = capsys.readouterr().out
     assert "vectors      23 words x 8" in evaluated
     assert re.search(r"wordsim353\s+Spearman", evaluated)
+
+
+@pytest.fixture
+def text8(tmp_path):
+    path = tmp_path / "text8"
+    path.write_text(" ".join(f"w{i % 23}" for i in range(3000)))
+    return path
+
+
+def train(corpus, out, *flags):
+    return main(["word2vec", "train", "--corpus", str(corpus), "--min-count", "1", "--epochs", "1", "--vector-size",
+                 "8", "--workers", "1", "--device", "cpu", "--out", str(out), *flags])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "out,match",
+    [("file/v.bin", "--out: cannot create .*'.*file' is a file, not a directory"),
+     ("file/deeper/v.txt", "is a file, not a directory"), ("folder.bin", "--out: .*folder.bin' is a directory"),
+     ("v.w2v", r"--out: .* has suffix '.w2v'; expected one of .bin \(word2vec binary\), .txt .*\.vec .*\.safetensors"),
+     ("vectors", "has suffix '\\(none\\)'")],
+)  # fmt: skip
+def test_out_is_checked_before_training(tmp_path, text8, capsys, out, match):
+    """A bad --out used to surface only after the whole run, losing it."""
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "folder.bin").mkdir()
+    assert train(text8, tmp_path / out) == 2
+    captured = capsys.readouterr()
+    assert re.search(match, captured.err) and "training" not in captured.out
+    assert not (tmp_path / "cache" / "corpora").exists(), "the corpus was read before --out was checked"
+
+
+@pytest.mark.parametrize("suffix,binary", [(".vec", False), (".txt", False), (".bin", True)])
+def test_vector_suffixes_pick_the_format(tmp_path, text8, suffix, binary):
+    from fastpretrain.models import KeyedVectors
+
+    out = tmp_path / f"v{suffix}"
+    assert train(text8, out) == 0
+    head = out.read_bytes()[:200]
+    assert head.startswith(b"23 8\n") and (b"\x00" in head or not binary)
+    assert len(KeyedVectors.load_word2vec_format(out, binary=binary)) == 23
+    assert main(["word2vec", "eval", str(out)]) == 0
+
+
+@pytest.mark.parametrize("mask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+@pytest.mark.parametrize("suffix", [".bin", ".safetensors"])
+def test_outputs_honour_the_umask(tmp_path, text8, mask, mode, suffix):
+    """Atomic writes used to leave mkstemp's 0600 on every output."""
+    old = os.umask(mask)
+    try:
+        assert train(text8, tmp_path / f"v{suffix}") == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / f"v{suffix}").stat().st_mode) == mode
+
+
+def interrupt_at_step(monkeypatch, n):
+    """Ctrl-C while training: KeyboardInterrupt from the n-th batch's update."""
+    from fastpretrain.models.word2vec import Word2Vec
+
+    step, calls = Word2Vec.step, []
+
+    def interrupted(self, *args):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return step(self, *args)
+
+    monkeypatch.setattr(Word2Vec, "step", interrupted)
+
+
+def test_ctrl_c_saves_what_was_trained_and_exits_130(tmp_path, text8, monkeypatch, capsys):
+    from fastpretrain.models import KeyedVectors
+
+    interrupt_at_step(monkeypatch, 2)
+    with pytest.raises(SystemExit) as exit_info:
+        train(text8, tmp_path / "v.bin", "--batch-size", "256")
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert re.search(r"interrupted after [\d.]+% of training: saved the partly trained vectors to .*v.bin", err)
+    assert len(KeyedVectors.load_word2vec_format(tmp_path / "v.bin")) == 23
+
+
+def test_ctrl_c_before_any_training_says_nothing_was_saved(tmp_path, text8, monkeypatch, capsys):
+    interrupt_at_step(monkeypatch, 1)
+    with pytest.raises(SystemExit) as exit_info:
+        train(text8, tmp_path / "v.bin")
+    assert exit_info.value.code == 130 and not (tmp_path / "v.bin").exists()
+    assert "interrupted before the first batch was trained: nothing was saved" in capsys.readouterr().err
+    monkeypatch.setattr("fastpretrain.data.Corpus.build", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(SystemExit) as exit_info:
+        train(text8, tmp_path / "v.bin")
+    assert exit_info.value.code == 130 and not (tmp_path / "v.bin").exists()
+    assert "interrupted while reading the corpus, before training: nothing was saved" in capsys.readouterr().err
+
+
+def test_real_sigint_exits_130_without_a_traceback(tmp_path):
+    """The whole path with a real signal: SIGINT to `python -m fastpretrain word2vec train`."""
+    rng = random.Random(0)
+    text = tmp_path / "zipf.txt"
+    text.write_text(" ".join(f"w{rng.randrange(500)}" for _ in range(50_000)))
+    out = tmp_path / "v.txt"
+    cmd = [sys.executable, "-m", "fastpretrain", "word2vec", "train", "--corpus", str(text), "--min-count", "1",
+           "--epochs", "100000", "--vector-size", "8", "--workers", "1", "--device", "cpu", "--out", str(out),
+           "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert proc.stdout.readline().startswith("training")
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "cache" / "corpora").is_dir() or list((tmp_path / "cache" / "corpora").glob(".build-*")):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        time.sleep(2.0)  # into training
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "fastpretrain: interrupted after" in err
+    assert out.read_text().startswith(f"{len(set(text.read_text().split()))} 8\n")
+
+
+@pytest.mark.parametrize(
+    "flags,match",
+    [(["--min-count", "1e23"], "argument --min-count: invalid int value: '1e23'"),
+     (["--min-count", str(10**23)], r"argument --min-count: expected a value in \[0, 9223372036854775807\]"),
+     (["--batch-size", str(2**31)], "argument --batch-size: expected a value in"),
+     (["--seed", "-1"], "argument --seed"), (["--window", str(2**21)], "argument --window"),
+     (["--epochs", str(2**31)], "argument --epochs"), (["--max-final-vocab", "0"], "argument --max-final-vocab"),
+     (["--shrink-windows", "2"], "argument --shrink-windows")],
+)  # fmt: skip
+def test_sizes_out_of_range_are_flag_errors(tmp_path, text8, capsys, flags, match):
+    with pytest.raises(SystemExit) as exit_info:
+        train(text8, tmp_path / "v.bin", *flags)
+    assert exit_info.value.code == 2 and re.search(match, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("name,match", [("v.w2v", "vectors: .* has suffix '.w2v'"), ("none.bin", "does not exist")])
+def test_eval_names_bad_vector_paths(tmp_path, capsys, name, match):
+    assert main(["word2vec", "eval", str(tmp_path / name)]) == 2
+    assert re.search(match, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("flag", ["--questions", "--wordsim", "--simlex"])
+def test_missing_evaluation_files_fail_before_training(tmp_path, text8, capsys, flag):
+    assert train(text8, tmp_path / "v.bin", flag, str(tmp_path / "gone.txt")) == 2
+    captured = capsys.readouterr()
+    assert f"error: {flag}: " in captured.err and "gone.txt' does not exist" in captured.err
+    assert "training" not in captured.out and not (tmp_path / "v.bin").exists()
+
+
+def test_shared_data_is_found_or_the_places_tried_are_named(tmp_path, monkeypatch):
+    """Not a path inside the venv: $FASTPRETRAIN_DATA first, then beside the checkout, then the cwd."""
+    from fastpretrain.data import find_data, resolve_corpus
+
+    monkeypatch.setenv("FASTPRETRAIN_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as error:
+        find_data("nope.txt.xz")
+    message = str(error.value)
+    assert message.startswith("nope.txt.xz: not found") and f"{tmp_path / 'data'} ($FASTPRETRAIN_DATA)" in message
+    assert f"{tmp_path} (the current directory)" in message and "../shared/data from the current directory" in message
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "corpus20m.txt.xz").write_bytes(b"")
+    assert resolve_corpus("corpus20m", tmp_path) == tmp_path / "data" / "corpus20m.txt.xz"

@@ -61,6 +61,51 @@ def test_most_similar_matches_gensim(trained, query):
         assert not {w if isinstance(w, str) else w[0] for w in asked} & {w for w, _ in ours}
 
 
+VECTOR_QUERIES = {  # gensim's most_similar takes vectors, 2-D arrays of them and row indices as terms too
+    "a vector": lambda v: dict(positive=[v("government")]),
+    "a bare vector": lambda v: dict(positive=v("fire") * 3.0),
+    "a 2-D array": lambda v: dict(positive=np.stack([v("war"), v("president")])),
+    "vector and words": lambda v: dict(positive=[v("war") * 0.1, "president"], negative=["man"]),
+    "weighted vectors": lambda v: dict(positive=[(v("fire"), 2.0), "water"], negative=[(v("day"), -0.5)]),
+    "row indices": lambda v: dict(positive=[3, 10], negative=[np.int64(7)]),
+    "zero weight": lambda v: dict(positive=[("war", 0.0)]),
+}
+
+
+@pytest.mark.parametrize("name", VECTOR_QUERIES)
+def test_most_similar_with_vectors_matches_gensim(trained, name):
+    """It used to fail with "too many values to unpack"; now the same neighbours as gensim (a vector
+    is taken as it is, unnormalised, and only words and indices are left out of the results)."""
+    gkv, kv = trained
+    query = VECTOR_QUERIES[name](lambda w: gkv.vectors[gkv.key_to_index[w]].copy())
+    for restrict in (None, 300):
+        ours = kv.most_similar(**query, topn=15, restrict_vocab=restrict)
+        theirs = gkv.most_similar(**query, topn=15, restrict_vocab=restrict)
+        assert_same_ranking(ours, theirs, gensim_scores(gkv, gkv.most_similar(**query, topn=None)))
+    np.testing.assert_allclose(kv.most_similar(**query, topn=None), gkv.most_similar(**query, topn=None), atol=1e-5)
+    np.testing.assert_allclose(kv.most_similar(**query, topn=None, restrict_vocab=100),
+                               gkv.most_similar(**query, topn=None, restrict_vocab=100), atol=1e-5)  # fmt: skip
+
+
+def test_similar_by_vector_and_word_match_gensim(trained):
+    gkv, kv = trained
+    v = gkv.vectors[gkv.key_to_index["police"]]
+    full = gensim_scores(gkv, gkv.most_similar(v, topn=None))
+    assert_same_ranking(kv.similar_by_vector(torch.from_numpy(v), topn=8), gkv.similar_by_vector(v, topn=8), full)
+    assert_same_ranking(kv.similar_by_word("police", topn=8), gkv.similar_by_word("police", topn=8), full)
+
+
+def test_most_similar_cosmul_with_unit_vectors_matches_gensim(trained):
+    """For unit vectors gensim's 3CosMul (which uses a vector unnormalised) and ours agree."""
+    gkv, kv = trained
+    unit = gkv.get_vector("war", norm=True)
+    query = dict(positive=[unit, "president"], negative=["man"])
+    full = gkv.most_similar_cosmul(**query, topn=None)
+    assert_same_ranking(kv.most_similar_cosmul(**query, topn=12), gkv.most_similar_cosmul(**query, topn=12),
+                        gensim_scores(gkv, full))  # fmt: skip
+    np.testing.assert_allclose(kv.most_similar_cosmul(**query, topn=None), full, atol=1e-5)
+
+
 @pytest.mark.parametrize("query", [dict(positive=["government"]), dict(positive=["war", "president"], negative=["man"])])
 def test_most_similar_cosmul_matches_gensim(trained, query):
     gkv, kv = trained

@@ -1,6 +1,8 @@
 """word2vec learns, the gensim-style way: on text inside gensim's wheel, trained vectors put
 related words together and correlate with human similarity judgements; untrained ones do not."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -79,7 +81,7 @@ def test_save_load_round_trip(cbow, tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [(dict(vector_size=0), "vector_size"), (dict(sg=2), "sg, hs, cbow_mean"), (dict(negative=0), "negative: 0 needs hs=1"),
+    [(dict(vector_size=0), "vector_size"), (dict(sg=2), "sg: expected 0 or 1"), (dict(negative=0), "negative: 0 needs hs=1"),
      (dict(alpha=-1.0), "alpha"), (dict(min_alpha=1.0, alpha=0.1), "min_alpha"), (dict(sample=-1e-3), "sample"),
      (dict(window=0), "window"), (dict(negative=-2), "negative")],
 )  # fmt: skip
@@ -102,3 +104,58 @@ def test_hogbatch_shared_negatives_learn(lee):
 def test_shared_negatives_needs_skipgram_ns():
     with pytest.raises(ValueError, match="shared_negatives: 1 needs sg=1"):
         Word2Vec(sg=0, shared_negatives=1)
+
+
+def test_cpu_training_runs_torch_on_one_thread_and_restores_the_setting(lee, monkeypatch):
+    """One intra-op thread on CPU (measured 3-10x faster than torch's default on 2 cores, see the
+    module docstring); the caller's setting is back afterwards, also after an error."""
+    seen = []
+    model = Word2Vec(epochs=1, workers=1, seed=0, device="cpu")
+    step = model.step
+    monkeypatch.setattr(model, "step", lambda *a: (seen.append(torch.get_num_threads()), step(*a))[1])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model.fit(lee, progress=False)
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+        monkeypatch.setattr(model, "step", lambda *a: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            model.fit(lee, progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_interrupted_fit_keeps_what_was_trained(lee, monkeypatch):
+    model = Word2Vec(epochs=2, workers=1, seed=0, device="cpu")
+    step, calls = model.step, []
+
+    def interrupt_late(*a):
+        calls.append(1)
+        if len(calls) == 30:
+            raise KeyboardInterrupt
+        return step(*a)
+
+    monkeypatch.setattr(model, "step", interrupt_late)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(lee, progress=False)
+    assert 0 < model.trained_fraction < 0.5
+    untrained = Word2Vec(epochs=2, seed=0, device="cpu")
+    untrained.build_vocab(lee)
+    assert not torch.equal(model.syn0, untrained.syn0) and len(model.wv) == len(lee.vocab)
+
+
+@pytest.mark.parametrize("options", [dict(min_count=0), dict(max_final_vocab=50), dict(sorted_vocab=0, min_count=2),
+                                     dict(max_vocab_size=40, min_count=1)])  # fmt: skip
+def test_gensim_vocabulary_options_reach_the_corpus(options):
+    sentences = [[f"w{(i * 7 + j) % 97}" for j in range(i % 13)] for i in range(300)]
+    model = Word2Vec(vector_size=4, device="cpu", **options)
+    model.build_vocab(sentences)
+    assert model.vocab.words == Corpus.build(sentences, **{"min_count": 5} | options).vocab.words
+
+
+def test_progress_is_logged_without_a_terminal(lee, capsys):
+    """No TTY (CI, nohup, a pipe): log lines on stderr instead of a silent tqdm."""
+    Word2Vec(epochs=1, workers=1, seed=0, device="cpu").fit(lee)
+    err = capsys.readouterr().err
+    assert re.search(r"^word2vec: [\d.]+k/[\d.]+k word \(100%\), [\d.]+k?word/s, loss [\d.]+, lr ", err, re.M), err

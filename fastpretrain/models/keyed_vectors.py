@@ -21,7 +21,10 @@ from fastpretrain.atomic import atomic_path, atomic_write
 
 _SCORE_BUDGET = 1 << 25  # scores (queries x candidates) materialised at once by a top-k search
 _FORMAT = "fastpretrain.KeyedVectors/1"
-Term = str | tuple[str, float]  # a word, or (word, weight) as gensim's most_similar accepts
+# A query term as gensim's most_similar takes it: a word, a row index, a vector (1-D array or
+# tensor), or (any of these, weight).
+Key = str | int | np.ndarray | torch.Tensor
+Term = Key | tuple[Key, float]
 
 
 class KeyedVectors:
@@ -126,9 +129,9 @@ class KeyedVectors:
     def _topk(self, scores: Callable[[slice], torch.Tensor], n_queries: int, k: int, n: int,
               exclude: torch.Tensor | None, width: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """Run ``scores`` over chunks of queries (each chunk x n x width within the budget)."""
-        if not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k: expected an int >= 1, got {k!r}")
-        k, device = min(k, n), self.vectors.device
+        k, device = min(int(k), n), self.vectors.device
         if exclude is not None:
             exclude = torch.as_tensor(exclude, device=device).long()
             if exclude.dim() != 2 or exclude.shape[0] != n_queries:
@@ -158,40 +161,89 @@ class KeyedVectors:
     def _n_candidates(self, restrict_vocab: int | None) -> int:
         if restrict_vocab is None:
             return len(self)
-        if not isinstance(restrict_vocab, int) or restrict_vocab < 1:
+        if isinstance(restrict_vocab, bool) or not isinstance(restrict_vocab, (int, np.integer)) or restrict_vocab < 1:
             raise ValueError(f"restrict_vocab: expected None or an int >= 1, got {restrict_vocab!r}")
-        return min(restrict_vocab, len(self))
+        return min(int(restrict_vocab), len(self))
 
     # ---- gensim's queries -----------------------------------------------------------------------
 
     def most_similar(self, positive: Term | Sequence[Term] | None = (), negative: Term | Sequence[Term] | None = (),
-                     topn: int = 10, restrict_vocab: int | None = None) -> list[tuple[str, float]]:  # fmt: skip
-        """3CosAdd as gensim: cosine to the normalised weighted mean of the inputs' unit vectors
-        (weight +1 positive, -1 negative, or (word, weight)); the input words are never returned."""
-        if topn < 1:
+                     topn: int | None = 10, restrict_vocab: int | None = None,
+                     ) -> list[tuple[str, float]] | np.ndarray:  # fmt: skip
+        """3CosAdd as gensim: cosine to the normalised weighted mean of the terms, where a word (or a
+        row index) stands for its unit vector and a vector for itself, with weight +1 (positive),
+        -1 (negative) or the one of a (term, weight) pair. Input words are never returned.
+        ``topn=None``: every candidate's similarity, a numpy array in vocabulary order (as gensim)."""
+        if _no_results(topn):
             return []
-        terms = [(t, 1.0) if isinstance(t, str) else t for t in _as_list(positive)]
-        terms += [(t, -1.0) if isinstance(t, str) else t for t in _as_list(negative)]
+        terms = [_weighted(t, 1.0) for t in _as_list(positive)] + [_weighted(t, -1.0) for t in _as_list(negative)]
         if not terms:
             raise ValueError("positive, negative: both empty, nothing to compare with")
-        idx = torch.tensor([self.index(w) for w, _ in terms], device=self.vectors.device)
-        weight = torch.tensor([float(w) for _, w in terms], device=self.vectors.device)
-        mean = (weight[:, None] * F.normalize(self.vectors[idx], dim=1)).sum(0) / weight.abs().sum()
-        return self._results(*self.nearest(mean[None], topn, restrict_vocab, exclude=idx[None]))
+        rows = [self._term(t, "positive" if w > 0 else "negative") for t, w in terms]
+        weight = torch.tensor([w for _, w in terms], device=self.vectors.device)
+        mean = (weight[:, None] * torch.stack([r for r, _ in rows])).sum(0)
+        if float(weight.abs().sum()) > 0:
+            mean = mean / weight.abs().sum()
+        if topn is None:
+            return self._all_scores(*self.nearest(mean[None], len(self), restrict_vocab))
+        exclude = torch.tensor([[i for _, i in rows if i is not None] or [-1]], device=self.vectors.device)
+        return self._results(*self.nearest(mean[None], topn, restrict_vocab, exclude=exclude))
 
-    def most_similar_cosmul(self, positive: str | Sequence[str] | None = (), negative: str | Sequence[str] | None = (),
-                            topn: int = 10, restrict_vocab: int | None = None) -> list[tuple[str, float]]:  # fmt: skip
-        """3CosMul as gensim (Levy & Goldberg 2014); unlike gensim 4.4, which ignores it here,
-        ``restrict_vocab`` limits the candidates as in ``most_similar``."""
-        if topn < 1:
+    def most_similar_cosmul(self, positive: Key | Sequence[Key] | None = (), negative: Key | Sequence[Key] | None = (),
+                            topn: int | None = 10, restrict_vocab: int | None = None,
+                            ) -> list[tuple[str, float]] | np.ndarray:  # fmt: skip
+        """3CosMul as gensim (Levy & Goldberg 2014), with words, row indices or vectors as terms.
+        Unlike gensim 4.4: ``restrict_vocab`` limits the candidates as in ``most_similar`` (gensim
+        ignores it here), and a vector counts by its direction (gensim uses it unnormalised, which
+        takes 3CosMul's terms out of [0, 1]; for unit vectors the two agree)."""
+        if _no_results(topn):
             return []
-        pos, neg = _as_list(positive), _as_list(negative)
+        pos = [self._term(t, "positive") for t in _as_list(positive)]
+        neg = [self._term(t, "negative") for t in _as_list(negative)]
         if not pos:
-            raise ValueError("positive: 3CosMul needs at least one positive word")
-        idx = torch.tensor([self.index(w) for w in pos + neg], device=self.vectors.device)
-        rows = self.vectors[idx]
-        found = self.nearest_cosmul(rows[None, : len(pos)], rows[None, len(pos) :], topn, restrict_vocab, idx[None])
-        return self._results(*found)
+            raise ValueError("positive: 3CosMul needs at least one positive term")
+        empty = self.vectors.new_zeros(0, self.vector_size)
+        rows = [torch.stack([r for r, _ in terms])[None] if terms else empty[None] for terms in (pos, neg)]
+        if topn is None:
+            return self._all_scores(*self.nearest_cosmul(*rows, len(self), restrict_vocab))
+        exclude = torch.tensor([[i for _, i in pos + neg if i is not None] or [-1]], device=self.vectors.device)
+        return self._results(*self.nearest_cosmul(*rows, topn, restrict_vocab, exclude))
+
+    def similar_by_vector(self, vector: np.ndarray | torch.Tensor, topn: int | None = 10,
+                          restrict_vocab: int | None = None) -> list[tuple[str, float]] | np.ndarray:  # fmt: skip
+        """The words nearest to a vector: ``most_similar(positive=[vector])``, as gensim."""
+        return self.most_similar(positive=[vector], topn=topn, restrict_vocab=restrict_vocab)
+
+    def similar_by_word(self, word: str, topn: int | None = 10,
+                        restrict_vocab: int | None = None) -> list[tuple[str, float]] | np.ndarray:  # fmt: skip
+        """The words nearest to a word: ``most_similar(positive=[word])``, as gensim."""
+        return self.most_similar(positive=[word], topn=topn, restrict_vocab=restrict_vocab)
+
+    def _term(self, term: Key, name: str) -> tuple[torch.Tensor, int | None]:
+        """(unit vector, row) of a word or row index; (the vector itself, None) of a vector."""
+        if isinstance(term, (str, int, np.integer)) and not isinstance(term, bool):
+            i = self.index(term) if isinstance(term, str) else int(term)
+            if not 0 <= i < len(self):
+                raise KeyError(f"{name}: index {i} is outside the vocabulary ({len(self)} words)")
+            return F.normalize(self.vectors[i], dim=0), i
+        if not isinstance(term, (np.ndarray, torch.Tensor)):
+            raise TypeError(f"{name}: expected a word, a row index, a vector or a (term, weight) pair, "
+                            f"got {type(term).__name__}")  # fmt: skip
+        numbers = term.dtype.kind in "fiu" if isinstance(term, np.ndarray) else term.dtype in _NUMBER_DTYPES
+        if term.ndim != 1 or len(term) != self.vector_size or not numbers:
+            raise ValueError(f"{name}: a vector must be numbers of shape [{self.vector_size}], got {term.dtype} "
+                             f"{list(term.shape)}")  # fmt: skip
+        v = torch.from_numpy(term.astype(np.float32)) if isinstance(term, np.ndarray) else term
+        v = v.to(self.vectors.device, torch.float32)
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{name}: the vector holds NaN or inf")
+        return v, None
+
+    def _all_scores(self, indices: torch.Tensor, scores: torch.Tensor) -> np.ndarray:
+        """Top-k results over every candidate, back in vocabulary order."""
+        out = np.empty(indices.shape[1], dtype=np.float32)
+        out[indices[0].cpu().numpy()] = scores[0].cpu().numpy()
+        return out
 
     def similarity(self, w1: str, w2: str) -> float:
         """Cosine similarity of two words."""
@@ -278,9 +330,40 @@ class KeyedVectors:
         return cls(json.loads(metadata["words"]), vectors.to(device), counts)
 
 
-def _as_list(x):
-    """gensim lets positive/negative be one word or None."""
-    return [] if x is None else [x] if isinstance(x, str) else list(x)
+_NUMBER_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
+                  torch.int64, torch.uint8)  # fmt: skip
+
+
+def _as_list(x) -> list:
+    """gensim's positive/negative: None, one word or index, one vector, a 2-D array of vectors, or a list."""
+    if x is None:
+        return []
+    if isinstance(x, (str, int, np.integer)) or (isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 1):
+        return [x]
+    if isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim != 2:
+        raise ValueError(f"positive, negative: an array of vectors must be 2-D, got shape {list(x.shape)}")
+    return list(x)
+
+
+def _weighted(term, weight: float) -> tuple[Key, float]:
+    """(term, weight): a bare term gets the default weight; a pair keeps its own (finite) one."""
+    if isinstance(term, (str, int, np.integer, np.ndarray, torch.Tensor)):
+        return term, weight
+    if not isinstance(term, (tuple, list)) or len(term) != 2:
+        raise TypeError(f"expected a word, a row index, a vector or a (term, weight) pair, got {term!r:.80}")
+    w = term[1]
+    if isinstance(w, bool) or not isinstance(w, (int, float, np.number)) or not np.isfinite(w):
+        raise ValueError(f"weight of {term[0]!r:.40}: expected a finite number, got {w!r}")
+    return term[0], float(w)
+
+
+def _no_results(topn) -> bool:
+    """gensim returns [] for topn < 1 and all scores for None; anything else must be an int."""
+    if topn is None:
+        return False
+    if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)):
+        raise ValueError(f"topn: expected an int or None, got {topn!r}")
+    return topn < 1
 
 
 def _read_binary(data: bytes, pos: int, n_words: int, dim: int, path: Path) -> tuple[list[str], np.ndarray]:

@@ -4,31 +4,54 @@ touches, learning rate decayed linearly with the words read. Batches come from t
 engine; updates run in the fused Triton kernels on a GPU and in the pure-torch references on CPU.
 
 Parameter names and defaults follow gensim's ``Word2Vec`` (alpha and min_alpha follow
-word2vec.c: 0.025 for skip-gram, 0.05 for CBOW, decayed to alpha * 1e-4).
+word2vec.c: 0.025 for skip-gram, 0.05 for CBOW, decayed to alpha * 1e-4; max_sentence_length
+is word2vec.c's 1000 where gensim cuts at 10000); gensim options we do not have are refused
+with what to use instead.
+
+On CPU, ``fit`` runs torch with one intra-op thread: a batch's updates are small (1024 pairs x
+d), so a second thread only adds synchronisation, and the corpus engine's threads need the
+cores. CBOW on gensim's Lee corpus, 2-core machine: 1 thread 0.44 s/2 epochs, 2 threads 4.9 s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from fastpretrain.atomic import atomic_path
-from fastpretrain.checks import check_int
+from fastpretrain.checks import INT32_MAX, INT64_MAX, UINT64_MAX, check_flag, check_float, check_int
 from fastpretrain.data import Corpus, Vocab, Word2VecBatches
+from fastpretrain.data.batches import MAX_BATCH_SIZE, MAX_NEGATIVE, MAX_WINDOW, MAX_WORKERS
 from fastpretrain.data.corpus import Source
 from fastpretrain.data.noise import AliasSampler
 from fastpretrain.models.keyed_vectors import KeyedVectors
 from fastpretrain.ops import word2vec_hs_update_, word2vec_ns_update_, word2vec_shared_ns_update_
+from fastpretrain.progress import Progress
 
+MAX_VECTOR_SIZE = 2**20
+
+# gensim's Word2Vec arguments we do not take, with what to do instead.
+GENSIM_ONLY = {
+    "sentences": "pass the corpus to fit(): Word2Vec(...).fit(sentences)",
+    "corpus_iterable": "pass the corpus to fit(): Word2Vec(...).fit(sentences)",
+    "corpus_file": "pass the file's path to fit(): Word2Vec(...).fit('corpus.txt')",
+    "trim_rule": "not supported: filter the token lists first, or use min_count / max_final_vocab",
+    "null_word": "not supported",
+    "hashfxn": "not needed: initialisation is seeded by seed alone",
+    "batch_words": "use batch_size (pairs or examples per update)",
+    "compute_loss": "the loss is always computed: see model.final_loss",
+    "callbacks": "not supported: iterate Word2VecBatches and call step() to run code between batches",
+    "comment": "not supported",
+}
 
 @dataclass
 class Word2VecConfig:
@@ -39,50 +62,65 @@ class Word2VecConfig:
     window: int = 5
     sample: float = 1e-3
     min_count: int = 5
-    max_vocab_size: int | None = None
+    max_final_vocab: int | None = None  # gensim's: the words counted more often than the (N+1)-th
+    max_vocab_size: int | None = None  # gensim's scan-time pruning (see Corpus.build)
+    sorted_vocab: int = 1
     alpha: float | None = None  # None: 0.025 for skip-gram, 0.05 for CBOW
     min_alpha: float | None = None  # None: alpha * 1e-4
     ns_exponent: float = 0.75
     cbow_mean: int = 1
+    shrink_windows: int = 1  # 0: every center uses the full window
+    max_sentence_length: int = 1000
     # HogBatch speed mode (skip-gram, negative sampling): a center's context rows share one
     # set of negatives, scored with matrix products; word2vec.c draws negatives per pair.
     shared_negatives: int = 0
     epochs: int = 5
     seed: int = 1
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, MAX_WORKERS))
     # Pairs (skip-gram), examples (CBOW) or centers (HogBatch) per update; None: 1024 pairs on
     # CPU, where the reference applies a batch's updates all from the same weights (large
     # batches diverge), 65536 on a GPU.
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
-        if self.alpha is None:
-            self.alpha = 0.025 if self.sg else 0.05
-        if self.min_alpha is None:
-            self.min_alpha = self.alpha * 1e-4
-        for name in ("vector_size", "window", "min_count", "epochs", "workers", "batch_size"):
-            if getattr(self, name) is not None or name != "batch_size":
-                check_int(name, getattr(self, name), 1)
-        if self.sg not in (0, 1) or self.hs not in (0, 1) or self.cbow_mean not in (0, 1):
-            raise ValueError(f"sg, hs, cbow_mean: expected 0 or 1, got {self.sg}, {self.hs}, {self.cbow_mean}")
-        check_int("negative", self.negative, 0)
+        for name, low, high in (("vector_size", 1, MAX_VECTOR_SIZE), ("window", 1, MAX_WINDOW),
+                                ("min_count", 0, INT64_MAX), ("epochs", 1, INT32_MAX), ("workers", 1, MAX_WORKERS),
+                                ("seed", 0, UINT64_MAX), ("max_sentence_length", 1, INT32_MAX),
+                                ("negative", 0, MAX_NEGATIVE)):  # fmt: skip
+            check_int(name, getattr(self, name), low, high)
+        for name, low, high in (("batch_size", 1, MAX_BATCH_SIZE), ("max_final_vocab", 1, INT32_MAX),
+                                ("max_vocab_size", 1, INT64_MAX)):  # fmt: skip
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), low, high)
+        for name in ("sg", "hs", "cbow_mean", "sorted_vocab", "shrink_windows", "shared_negatives"):
+            check_flag(name, getattr(self, name))
         if not self.hs and not self.negative:
             raise ValueError("negative: 0 needs hs=1, otherwise nothing trains the output layer")
-        hogbatch_ok = self.sg and not self.hs and self.negative
-        if self.shared_negatives not in (0, 1) or (self.shared_negatives and not hogbatch_ok):
+        if self.shared_negatives and not (self.sg and not self.hs and self.negative):
             raise ValueError("shared_negatives: 1 needs sg=1, hs=0 and negative > 0 (HogBatch skip-gram)")
-        if not (math.isfinite(self.alpha) and self.alpha > 0):
+        if self.alpha is None:
+            self.alpha = 0.025 if self.sg else 0.05
+        if check_float("alpha", self.alpha, 0.0) == 0:
             raise ValueError(f"alpha: expected a learning rate > 0, got {self.alpha}")
-        if not (math.isfinite(self.min_alpha) and 0 <= self.min_alpha <= self.alpha):
-            raise ValueError(f"min_alpha: expected 0 <= min_alpha <= alpha, got {self.min_alpha}")
-        if not self.sample >= 0:
-            raise ValueError(f"sample: expected a threshold >= 0, got {self.sample}")
+        if self.min_alpha is None:
+            self.min_alpha = self.alpha * 1e-4
+        if not 0 <= check_float("min_alpha", self.min_alpha, 0.0) <= self.alpha:
+            raise ValueError(f"min_alpha: expected 0 <= min_alpha <= alpha ({self.alpha}), got {self.min_alpha}")
+        check_float("sample", self.sample, 0.0, " (e.g. 1e-3; 0 disables)")
+        check_float("ns_exponent", self.ns_exponent)
 
 
 class Word2Vec:
     """word2vec model: ``Word2Vec(sg=1, negative=10).fit(corpus)``, then ``model.wv``."""
 
     def __init__(self, *, device: str | torch.device | None = None, **config) -> None:
+        for name in config:
+            if name in GENSIM_ONLY:
+                raise TypeError(f"{name}: gensim's option is not one of ours; {GENSIM_ONLY[name]}")
+        known = {f.name for f in fields(Word2VecConfig)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise TypeError(f"{unknown[0]}: not a word2vec option; expected one of {sorted(known)}")
         self.config = Word2VecConfig(**config)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.config.batch_size is None:  # CPU: about 1024 pairs (HogBatch counts centers)
@@ -91,53 +129,71 @@ class Word2Vec:
         self.vocab: Vocab | None = None
         self.syn0 = self.syn1neg = self.syn1 = None
         self.words_per_second = 0.0
+        self.trained_fraction = 0.0  # of the last fit's words: below 1 after an interruption
 
     def build_vocab(self, corpus: Corpus | Source) -> Corpus:
         """Encode the corpus (cached) and initialise the weights as word2vec.c does."""
         c = self.config
         if not isinstance(corpus, Corpus):
-            corpus = Corpus.build(corpus, min_count=c.min_count, max_vocab_size=c.max_vocab_size)
+            corpus = Corpus.build(corpus, min_count=c.min_count, max_final_vocab=c.max_final_vocab,
+                                  max_vocab_size=c.max_vocab_size, sorted_vocab=c.sorted_vocab)  # fmt: skip
+        v, d = len(corpus.vocab), c.vector_size
+        _check_weights_fit(v, d, 1 + bool(c.negative) + c.hs, self.device)
         self.vocab = corpus.vocab
-        v, d = len(self.vocab), c.vector_size
         g = torch.Generator().manual_seed(c.seed)
         self.syn0 = ((torch.rand(v, d, generator=g) - 0.5) / d).to(self.device)
         self.syn1neg = torch.zeros(v, d, device=self.device) if c.negative else None
-        self._noise = AliasSampler(self.vocab.noise_distribution(c.ns_exponent), self.device, seed=c.seed)
-        if c.hs:
-            huffman = self.vocab.huffman()
-            self.syn1 = torch.zeros(max(v - 1, 1), d, device=self.device)
-            self._huffman = tuple(torch.from_numpy(x).to(self.device) for x in (huffman.codes, huffman.points, huffman.lengths))
+        self.syn1 = torch.zeros(max(v - 1, 1), d, device=self.device) if c.hs else None
+        self._make_samplers()
         return corpus
 
+    def _make_samplers(self) -> None:
+        """The vocabulary's noise sampler and Huffman paths, on the training device."""
+        c = self.config
+        self._noise = AliasSampler(self.vocab.noise_distribution(c.ns_exponent), self.device, seed=c.seed)
+        if c.hs:
+            h = self.vocab.huffman()
+            self._huffman = tuple(torch.from_numpy(x).to(self.device) for x in (h.codes, h.points, h.lengths))
+
     def fit(self, corpus: Corpus | Source, *, progress: bool = True) -> Word2Vec:
-        """Train on ``corpus``: a :class:`Corpus`, a text file/directory path, or token lists."""
+        """Train on ``corpus``: a :class:`Corpus`, a text file/directory path, or token lists.
+        On KeyboardInterrupt the weights keep what was trained (``trained_fraction`` says how much)
+        and the interrupt propagates."""
         c = self.config
         corpus = self.build_vocab(corpus)
         batches = Word2VecBatches(  # negatives are drawn on the training device
             corpus, sg=0 if c.shared_negatives else c.sg, window=c.window, sample=c.sample, negative=0,
             batch_size=c.batch_size, epochs=c.epochs, workers=c.workers, seed=c.seed,
+            max_sentence_length=c.max_sentence_length, shrink_windows=c.shrink_windows,
         )  # fmt: skip
-        start, loss_sum, seen = time.perf_counter(), 0.0, 0
-        bar = tqdm(total=batches.total_words, unit="word", unit_scale=True, desc="word2vec", disable=None if progress else True)
-        done = 0.0  # fraction of words read before this batch, as word2vec.c decays alpha
+        self.trained_fraction, self.final_loss = 0.0, math.nan
+        start = time.perf_counter()
+        threads = contextlib.nullcontext() if self.device.type == "cuda" else _torch_threads(1)
+        with threads, Progress(batches.total_words, "word2vec", "word", enabled=progress) as bar:
+            self._train(batches, bar)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.words_per_second = batches.total_words / (time.perf_counter() - start)
+        return self
+
+    def _train(self, batches: Word2VecBatches, bar: Progress) -> None:
+        """The SGD loop: alpha decays linearly with the words read, as in word2vec.c."""
+        c = self.config
+        loss_sum, seen = 0.0, 0
+        done = 0.0  # fraction of words read before this batch
         for i, b in enumerate(batches):
             alpha = max(c.alpha * (1 - done), c.min_alpha)
-            done = b.progress
             loss = self.step(b.centers, b.contexts, b.lengths, alpha)
+            done = self.trained_fraction = b.progress
             if i % 50 == 0:  # reading the loss synchronises the GPU: not every batch
                 mean = float(loss.mean())
                 if not math.isfinite(mean) or mean > 1e4:
                     raise FloatingPointError(f"word2vec diverged at batch {i} (loss {mean:.3g}, alpha {alpha:.3g}): "
                                              f"lower alpha or batch_size (now {c.batch_size})")  # fmt: skip
                 loss_sum, seen = loss_sum + mean, seen + 1
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{alpha:.2e}", refresh=False)
+                self.final_loss = loss_sum / seen
+                bar.set_postfix(loss=f"{self.final_loss:.3f}", lr=f"{alpha:.2e}")
             bar.update(round(b.progress * batches.total_words) - bar.n)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        bar.close()
-        self.words_per_second = batches.total_words / (time.perf_counter() - start)
-        self.final_loss = loss_sum / max(seen, 1)
-        return self
 
     def step(self, centers, contexts, lengths, alpha: float) -> torch.Tensor:
         """One batch of SGD. Skip-gram feeds the context word's row to predict the center
@@ -188,19 +244,53 @@ class Word2Vec:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> Word2Vec:
+        """Read a file written by :meth:`save`; ValueError naming the file when it is not one."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"path: model file {str(path)!r} does not exist")
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata()
-        tensors = load_file(path)
-        model = cls(device=device, **json.loads(meta["config"]))
-        model.vocab = Vocab(json.loads(meta["words"]), tensors["counts"].numpy())
-        model.syn0 = tensors["syn0"].to(model.device)
-        model.syn1neg = tensors["syn1neg"].to(model.device) if "syn1neg" in tensors else None
-        model._noise = AliasSampler(model.vocab.noise_distribution(model.config.ns_exponent), model.device)
-        if "syn1" in tensors:
-            model.syn1 = tensors["syn1"].to(model.device)
-            h = model.vocab.huffman()
-            model._huffman = tuple(torch.from_numpy(x).to(model.device) for x in (h.codes, h.points, h.lengths))
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+            tensors = load_file(path)
+            model = cls(device=device, **json.loads(meta["config"]))
+            model._set_weights(Vocab(json.loads(meta["words"]), tensors["counts"].numpy()), tensors)
+        except (SafetensorError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: not a model written by Word2Vec.save ({type(e).__name__}: {e})") from None
         return model
+
+    def _set_weights(self, vocab: Vocab, tensors: dict[str, torch.Tensor]) -> None:
+        """Take saved weights after checking their shapes against the vocabulary and config."""
+        c = self.config
+        v, d = len(vocab), c.vector_size
+        shapes = {"syn0": (v, d), "syn1neg": (v, d) if c.negative else None,
+                  "syn1": (max(v - 1, 1), d) if c.hs else None}  # fmt: skip
+        for name, shape in shapes.items():
+            got = tuple(tensors[name].shape) if name in tensors else None
+            if got != shape:
+                raise ValueError(f"tensor {name!r}: expected shape {shape} for {v} words x {d}, found {got}")
+        self.vocab = vocab
+        self.syn0, self.syn1neg, self.syn1 = (tensors[n].to(self.device) if n in tensors else None for n in shapes)
+        self._make_samplers()
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """torch's intra-op thread count set to ``n`` for a block, then restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_weights_fit(v: int, d: int, matrices: int, device: torch.device) -> None:
+    """ValueError naming vector_size when the weight matrices would not fit in the device's memory."""
+    need = 4 * v * d * matrices
+    if device.type == "cuda":
+        have = torch.cuda.mem_get_info(device)[0]
+    else:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    if need > have:
+        raise ValueError(f"vector_size: {matrices} matrices of {v:,} words x {d} take {need / 2**30:.1f} GiB, more "
+                         f"than the {have / 2**30:.1f} GiB available on {device}; lower vector_size or the vocabulary")
