@@ -33,3 +33,11 @@ def test_a_terminal_gets_a_bar_and_disabled_prints_nothing(capsys, monkeypatch):
     with Progress(10, "bar", "B", interval=0) as bar:
         bar.update(10)
     assert "bar: 100%" in capsys.readouterr().err and bar.n == 10
+
+
+def test_reading_documents_logs_without_a_terminal(tmp_path, capsys):
+    from fastpretrain.data import read_documents
+
+    (tmp_path / "docs.txt").write_text("One. Two.\n\nThree.\n")
+    assert list(read_documents(tmp_path / "docs.txt")) == [["One. Two."], ["Three."]]
+    assert re.match(r"reading documents: 18\.0/18\.0 B \(100%\)", capsys.readouterr().err)

@@ -12,9 +12,8 @@ import os
 import re
 from collections.abc import Iterator
 
-from tqdm.auto import tqdm
-
 from fastpretrain.data.corpus import open_text, text_files
+from fastpretrain.progress import Progress
 
 # A run of terminal punctuation, optional closing quotes/brackets, whitespace, then what can open
 # a sentence (an upper-case letter or digit, maybe after an opening quote or bracket).
@@ -46,10 +45,11 @@ def split_sentences(text: str) -> list[str]:
 
 def read_documents(source: str | os.PathLike, *, progress: bool = True) -> Iterator[list[str]]:
     """The documents of a corpus, each a list of its paragraphs (non-blank lines, stripped), in
-    file order; empty documents are skipped. Raises FileNotFoundError for a missing path."""
+    file order; empty documents are skipped. Raises FileNotFoundError for a missing path.
+    ``progress``: a bar on a terminal, log lines on stderr otherwise."""
     files = text_files(source)
     total = sum(f.stat().st_size for f in files)
-    with tqdm(total=total, unit="B", unit_scale=True, desc="reading documents", disable=None if progress else True) as bar:
+    with Progress(total, "reading documents", "B", enabled=progress) as bar:
         for f in files:
             document: list[str] = []
             done = 0
