@@ -117,7 +117,7 @@ def test_augmentation_shapes_ranges_and_seeds():
     assert rgb.shape == (3, 16, 16) and 0 <= rgb.min() and rgb.max() <= 1
 
 
-def test_bad_input_errors(tmp_path, monkeypatch):
+def test_bad_input_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="image folder .* does not exist"):
         ImageFolder(tmp_path / "missing")
     with pytest.raises(ValueError, match="has no class subfolders"):
@@ -135,9 +135,8 @@ def test_bad_input_errors(tmp_path, monkeypatch):
         ArrayDataset(tmp_path / "odd.npz")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         image_dataset(tmp_path / "nothing.npy")
-    monkeypatch.setenv("FASTPRETRAIN_DATA", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="FASTPRETRAIN_DATA"):
-        fashion_mnist("train")
+        fashion_mnist("train", root=tmp_path)
     with pytest.raises(ValueError, match="split"):
         fashion_mnist("valid")
     with pytest.raises(ValueError, match="scale"):

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, ImportError, FloatingPointError) as e:
+    except (ValueError, OSError, ImportError, FloatingPointError) as e:  # OSError: missing files, a full disk
         print(f"fastpretrain: error: {e}", file=sys.stderr)
         return 2
     return 0

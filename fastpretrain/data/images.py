@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from fastpretrain.data.datasets import find_data
+
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot")  # fmt: skip
@@ -271,18 +273,13 @@ class ImageFolder(Dataset):
 # --- Fashion-MNIST --------------------------------------------------------------------------------
 
 
-def data_root() -> Path:
-    """Where the shared data lives: ``$FASTPRETRAIN_DATA``, else ``../shared/data`` beside the checkout."""
-    env = os.environ.get("FASTPRETRAIN_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
 def fashion_mnist(split: str = "train", transform: Callable | None = None, root: str | os.PathLike | None = None) -> IDXDataset:
     """Fashion-MNIST (60k train / 10k test, 28 x 28 grey, 10 classes) from its IDX files in
-    ``root/fashion-mnist`` (``root`` default :func:`data_root`)."""
+    ``root/fashion-mnist`` (default: the first shared data folder that holds it, see
+    :func:`fastpretrain.data.datasets.find_data`)."""
     if split not in ("train", "test"):
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
-    folder = Path(root) / "fashion-mnist" if root is not None else data_root() / "fashion-mnist"
+    folder = Path(root) / "fashion-mnist" if root is not None else find_data("fashion-mnist")
     prefix = "train" if split == "train" else "t10k"
     images, labels = folder / f"{prefix}-images-idx3-ubyte.gz", folder / f"{prefix}-labels-idx1-ubyte.gz"
     if not images.is_file() or not labels.is_file():
@@ -315,5 +312,5 @@ def image_dataset(source: str | os.PathLike, split: str = "train", transform: Ca
 
 
 __all__ = ["ArrayDataset", "FASHION_MNIST_CLASSES", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "IDXDataset",
-           "IMAGENET_MEAN", "IMAGENET_STD", "ImageFolder", "Normalize", "RandomResizedCropFlip", "Resize", "data_root",
+           "IMAGENET_MEAN", "IMAGENET_STD", "ImageFolder", "Normalize", "RandomResizedCropFlip", "Resize",
            "fashion_mnist", "image_dataset", "read_idx"]  # fmt: skip

@@ -6,9 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fastpretrain.kernels.contract import HEAD_DIMS
 from fastpretrain.ops import attention, attention_varlen
-
-HEAD_DIMS = (16, 32, 64, 96, 128)  # the head widths the attention op takes (tests/nn checks it against the op)
 
 
 def check_heads(name: str, dim: int, heads: int) -> None:

@@ -32,7 +32,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )  # fmt: skip
 
-from fastpretrain.atomic import atomic_path
+from fastpretrain.atomic import atomic_path, creation_mode
 
 _STEP_DIR = re.compile(r"step_(\d+)")
 _TEMPORARY = ".tmp-"  # checkpoints being written or deleted
@@ -56,6 +56,7 @@ def save(out_dir: str | os.PathLike, step: int, model_state: dict, state: dict, 
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMPORARY}{final.name}-", dir=root))
+    tmp.chmod(creation_mode(0o777))  # mkdtemp's private 0700 -> what mkdir gives under the umask
     writers = {"model.safetensors": lambda path: save_file(_unshared(model_state), path),
                "state.pt": lambda path: _torch_save(state, path)}  # fmt: skip
     try:
