@@ -2,6 +2,7 @@
 
 Sentence s of document d is ``D{d}s{s} w w w.`` with filler words w; with the vocabulary written
 by :func:`write_vocab`, every word is one token, so a token id tells its document and sentence.
+``TEXTS`` are a few sentences to train a WordPiece vocabulary on.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from pathlib import Path
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 FILLERS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]
 MARKER = re.compile(r"d(\d+)s(\d+)")
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "A journey of a thousand miles begins with a single step.",
+    "To be, or not to be: that is the question.",
+    "All that glitters is not gold; the dog sleeps, the fox runs.",
+] * 20
 
 
 def write_corpus(path: Path, docs: int = 60, sentences: int = 20, seed: int = 0) -> Path:

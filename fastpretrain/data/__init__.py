@@ -1,19 +1,34 @@
-"""Data side of pre-training: corpora and vocabularies (on the C++ engine), word2vec batches,
-WordPiece tokenizers and BERT pre-training examples, image datasets (folders, IDX, NumPy arrays,
-Fashion-MNIST) and MAE's augmentation."""
+"""Data side of pre-training, one file per purpose: text corpora (files and folders, the cached
+corpus engine, documents and sentences, named corpora), vocabularies and WordPiece tokenizers,
+word2vec batches from the engine's stream, BERT's sentence-pair examples and MLM masking, packed or
+padded batches of variable-length sequences for any model, id samplers with their log-probabilities,
+and image datasets (folders, IDX, NumPy arrays, Fashion-MNIST) with MAE's augmentation."""
 
-from fastpretrain.data.batches import Word2VecBatch, Word2VecBatches
-from fastpretrain.data.bert_examples import BertExamples, MlmMasking, collate_packed, collate_padded
+from fastpretrain.data.bert_examples import BertExamples
+from fastpretrain.data.collate import collate_packed, collate_padded
 from fastpretrain.data.corpus import Corpus, cache_root
 from fastpretrain.data.datasets import find_data, resolve_corpus
-from fastpretrain.data.images import ArrayDataset, IDXDataset, ImageFolder, RandomResizedCropFlip, fashion_mnist, image_dataset
-from fastpretrain.data.text import read_documents, split_sentences
+from fastpretrain.data.documents import read_documents, split_sentences
+from fastpretrain.data.images import (
+    ArrayDataset,
+    IDXDataset,
+    ImageFolder,
+    Normalize,
+    RandomResizedCropFlip,
+    Resize,
+    fashion_mnist,
+    image_dataset,
+)  # fmt: skip
+from fastpretrain.data.mlm_masking import MlmMasking
+from fastpretrain.data.samplers import AliasSampler, LogUniformSampler, UniformSampler, UnigramSampler
 from fastpretrain.data.vocab import HuffmanCodes, Vocab
+from fastpretrain.data.word2vec_batches import Word2VecBatch, Word2VecBatches
 from fastpretrain.data.wordpiece import load_wordpiece, save_wordpiece, train_wordpiece
 
 __all__ = [
-    "ArrayDataset", "BertExamples", "Corpus", "HuffmanCodes", "IDXDataset", "ImageFolder", "MlmMasking",
-    "RandomResizedCropFlip", "Vocab", "Word2VecBatch", "Word2VecBatches", "cache_root", "collate_packed",
-    "collate_padded", "fashion_mnist", "find_data", "image_dataset", "load_wordpiece", "read_documents",
-    "resolve_corpus", "save_wordpiece", "split_sentences", "train_wordpiece",
+    "AliasSampler", "ArrayDataset", "BertExamples", "Corpus", "HuffmanCodes", "IDXDataset", "ImageFolder",
+    "LogUniformSampler", "MlmMasking", "Normalize", "RandomResizedCropFlip", "Resize", "UniformSampler",
+    "UnigramSampler", "Vocab", "Word2VecBatch", "Word2VecBatches", "cache_root", "collate_packed", "collate_padded",
+    "fashion_mnist", "find_data", "image_dataset", "load_wordpiece", "read_documents", "resolve_corpus",
+    "save_wordpiece", "split_sentences", "train_wordpiece",
 ]  # fmt: skip

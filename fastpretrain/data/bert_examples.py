@@ -1,4 +1,4 @@
-"""BERT pre-training examples: sentence pairs with next-sentence labels, and MLM masking.
+"""BERT pre-training examples: sentence pairs with next-sentence labels, masked for MLM.
 
 Pairs are built as Google's ``create_pretraining_data.py`` builds them: a document's sentences
 are gathered into a chunk of about ``max_len - 3`` tokens (10% of chunks get a shorter random
@@ -26,19 +26,19 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from tokenizers import Tokenizer
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from fastpretrain.checks import check_int
-from fastpretrain.data.corpus import cache_root, text_files
-from fastpretrain.data.text import read_documents, split_sentences
-from fastpretrain.data.wordpiece import CONTINUATION, SPECIAL_TOKENS, special_ids, vocab_list
+from fastpretrain.data.corpus import cache_root
+from fastpretrain.data.documents import read_documents, split_sentences
+from fastpretrain.data.mlm_masking import MlmMasking
+from fastpretrain.data.text_files import text_files
+from fastpretrain.data.wordpiece import special_ids
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "heldout")
@@ -47,76 +47,13 @@ FALLBACK_DOC_LEN = 4  # pseudo-documents of FALLBACK_DOC_LEN * max_len tokens
 _ENCODE_BATCH = 4096  # sentences per encode_batch call
 
 
-@dataclass(frozen=True)
-class MlmMasking:
-    """BERT's masked-LM corruption: ``probability`` of the non-special tokens are selected (at
-    least one), of which 80% become [MASK], 10% a random non-special token, 10% stay. With
-    ``whole_word``, whole words are selected (a piece and the ``##`` pieces after it), skipping a
-    word that would overshoot the count, as Google's whole-word masking does."""
-
-    mask_id: int
-    selectable: np.ndarray  # bool [V]: may be selected (all but [CLS], [SEP], [PAD], [MASK])
-    continuation: np.ndarray  # bool [V]: a "##" piece
-    random_ids: np.ndarray  # int32: what a random replacement draws from (no special token)
-    probability: float = 0.15
-    whole_word: bool = False
-
-    @classmethod
-    def from_tokenizer(cls, tokenizer: Tokenizer, probability: float = 0.15, whole_word: bool = False) -> MlmMasking:
-        if not 0.0 < probability < 1.0:
-            raise ValueError(f"mlm_probability: expected a float in (0, 1), got {probability!r}")
-        ids = special_ids(tokenizer)
-        pieces = vocab_list(tokenizer)
-        selectable = np.ones(len(pieces), dtype=bool)
-        selectable[[ids[t] for t in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")]] = False
-        continuation = np.array([p.startswith(CONTINUATION) for p in pieces], dtype=bool)
-        special = np.zeros(len(pieces), dtype=bool)
-        special[[i for i in ids.values() if i is not None]] = True
-        random_ids = np.flatnonzero(~special).astype(np.int32)
-        return cls(ids["[MASK]"], selectable, continuation, random_ids, probability, bool(whole_word))
-
-    def __call__(self, ids: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(corrupted ids, selected positions ascending, original ids there) of one sequence."""
-        candidates = np.flatnonzero(self.selectable[ids])
-        count = max(1, round(len(candidates) * self.probability))
-        if self.whole_word:
-            positions = self._whole_words(ids, candidates, count, rng)
-        else:
-            positions = np.sort(rng.choice(candidates, size=min(count, len(candidates)), replace=False))
-        labels = ids[positions]
-        out = ids.copy()
-        r = rng.random(len(positions))
-        out[positions[r < 0.8]] = self.mask_id
-        random = positions[r >= 0.9]
-        out[random] = rng.choice(self.random_ids, size=len(random))
-        return out, positions, labels
-
-    def _whole_words(self, ids, candidates, count, rng) -> np.ndarray:
-        follows = np.zeros(len(candidates), dtype=bool)  # continues the word of the previous candidate
-        follows[1:] = self.continuation[ids[candidates[1:]]] & (np.diff(candidates) == 1)
-        starts = np.flatnonzero(~follows)
-        ends = np.append(starts[1:], len(candidates))
-        chosen, total = [], 0
-        for w in rng.permutation(len(starts)):
-            size = ends[w] - starts[w]
-            if total + size > count:
-                continue
-            chosen.append(candidates[starts[w] : ends[w]])
-            total += size
-            if total == count:
-                break
-        if not chosen:  # every word is longer than the count: take the shortest one
-            w = np.argmin(ends - starts)
-            chosen.append(candidates[starts[w] : ends[w]])
-        return np.sort(np.concatenate(chosen))
-
-
 class BertExamples(Dataset):
     """Map-style dataset of BERT pre-training examples (one split), built by :meth:`build`.
 
     Item i is a dict of numpy arrays: ``input_ids`` (int64, masked), ``token_type_ids``,
     ``mlm_positions`` (in the sequence), ``mlm_labels`` (original ids there), ``nsp_label``
-    (1 = B is a random sentence, as HF's ``next_sentence_label``). See :func:`collate_packed`.
+    (1 = B is a random sentence, as HF's ``next_sentence_label``). See
+    :func:`fastpretrain.data.collate_packed`.
     """
 
     def __init__(self, tokens: np.ndarray, index: np.ndarray, masking: MlmMasking, seed: int = 0) -> None:
@@ -177,45 +114,6 @@ class BertExamples(Dataset):
     def lengths(self) -> np.ndarray:
         """Sequence lengths of every example."""
         return np.asarray(self.index[:, 1])
-
-
-def collate_packed(examples: list[dict]) -> dict:
-    """A packed batch for the varlen path: the sequences back to back, no padding.
-
-    Keys: ``input_ids``, ``token_type_ids``, ``position_ids`` [total] int64; ``cu_seqlens`` int32
-    [B + 1]; ``max_seqlen`` int; ``mlm_positions`` [M] int64 rows of the packed batch and
-    ``mlm_labels`` [M]; ``nsp_labels`` [B].
-    """
-    lengths = np.array([len(e["input_ids"]) for e in examples])
-    starts = np.concatenate([[0], np.cumsum(lengths)])
-    cat = lambda key: torch.from_numpy(np.concatenate([e[key] for e in examples]).astype(np.int64))  # noqa: E731
-    return {
-        "input_ids": cat("input_ids"), "token_type_ids": cat("token_type_ids"),
-        "position_ids": torch.from_numpy(np.concatenate([np.arange(n) for n in lengths]).astype(np.int64)),
-        "cu_seqlens": torch.from_numpy(starts.astype(np.int32)), "max_seqlen": int(lengths.max()),
-        "mlm_positions": torch.from_numpy(np.concatenate([e["mlm_positions"] + s for e, s in zip(examples, starts)]).astype(np.int64)),
-        "mlm_labels": cat("mlm_labels"), "nsp_labels": torch.tensor([int(e["nsp_label"]) for e in examples]),
-    }  # fmt: skip
-
-
-def collate_padded(examples: list[dict], pad_id: int = 0) -> dict:
-    """The same batch padded to its longest sequence: ``input_ids``, ``token_type_ids``,
-    ``attention_mask`` (int64, 1 = real token) [B, S]; ``mlm_positions`` [M] as flat indices into
-    [B * S]; ``mlm_labels`` [M]; ``nsp_labels`` [B]."""
-    b, s = len(examples), max(len(e["input_ids"]) for e in examples)
-    input_ids = torch.full((b, s), pad_id, dtype=torch.int64)
-    token_type_ids = torch.zeros(b, s, dtype=torch.int64)
-    attention_mask = torch.zeros(b, s, dtype=torch.int64)
-    for row, e in enumerate(examples):
-        n = len(e["input_ids"])
-        input_ids[row, :n] = torch.from_numpy(e["input_ids"])
-        token_type_ids[row, :n] = torch.from_numpy(e["token_type_ids"])
-        attention_mask[row, :n] = 1
-    positions = np.concatenate([e["mlm_positions"] + row * s for row, e in enumerate(examples)]).astype(np.int64)
-    return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
-            "mlm_positions": torch.from_numpy(positions),
-            "mlm_labels": torch.from_numpy(np.concatenate([e["mlm_labels"] for e in examples]).astype(np.int64)),
-            "nsp_labels": torch.tensor([int(e["nsp_label"]) for e in examples])}  # fmt: skip
 
 
 def _build_cache(target: Path, source, tokenizer: Tokenizer, max_len: int, heldout: float, short_seq_prob: float,

@@ -17,18 +17,15 @@ follows gensim's rules: ``min_count``, ``max_final_vocab``, ``max_vocab_size`` a
 
 from __future__ import annotations
 
-import bz2
 import contextlib
-import gzip
 import hashlib
 import json
-import lzma
 import os
 import shutil
 import tempfile
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -38,6 +35,7 @@ import numpy as np
 from fastpretrain import _C
 from fastpretrain.atomic import atomic_write, creation_mode
 from fastpretrain.checks import INT32_MAX, INT64_MAX, check_flag, check_int
+from fastpretrain.data.text_files import open_text, text_files
 from fastpretrain.data.vocab import Vocab
 from fastpretrain.progress import Progress
 
@@ -45,41 +43,13 @@ Source = Union[str, os.PathLike, Iterable[Sequence[str]]]
 
 FORMAT_VERSION = 2  # 2: Unicode whitespace splits words; gensim's vocabulary order; CRC-32s in meta.json
 CHUNK_BYTES = 1 << 22
-_COMPRESSED = {".xz": lzma.LZMAFile, ".lzma": lzma.LZMAFile, ".bz2": bz2.BZ2File, ".gz": lambda raw: gzip.GzipFile(fileobj=raw)}
 
 
 def cache_root() -> Path:
-    """Where corpora are cached: $FASTPRETRAIN_CACHE, else $XDG_CACHE_HOME/fastpretrain."""
+    """Where corpora and BERT examples are cached: $FASTPRETRAIN_CACHE, else $XDG_CACHE_HOME/fastpretrain."""
     if "FASTPRETRAIN_CACHE" in os.environ:
         return Path(os.environ["FASTPRETRAIN_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fastpretrain"
-
-
-def text_files(path: str | os.PathLike) -> list[Path]:
-    """The file itself, or every non-hidden file under a directory, in sorted order."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.exists():
-        raise FileNotFoundError(f"source: {str(path)!r} does not exist")
-    files = sorted(
-        p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-    )
-    if not files:
-        raise ValueError(f"source: directory {str(path)!r} holds no files")
-    return files
-
-
-@contextlib.contextmanager
-def open_text(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
-    """(raw file, byte stream), decompressing .xz/.lzma/.bz2/.gz by suffix."""
-    with open(path, "rb") as raw:
-        opener = _COMPRESSED.get(path.suffix.lower())
-        if opener is None:
-            yield raw, raw
-        else:
-            with opener(raw) as stream:
-                yield raw, stream
 
 
 @dataclass(eq=False)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from fastpretrain.data.bert_examples import collate_packed
+from fastpretrain.data import collate_packed
 from fastpretrain.eval.probe import linear_probe
 
 _LABEL_KEYS = ("mlm_labels", "nsp_labels")

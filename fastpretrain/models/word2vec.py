@@ -30,9 +30,9 @@ from safetensors.torch import load_file, save_file
 from fastpretrain.atomic import atomic_path
 from fastpretrain.checks import INT32_MAX, INT64_MAX, UINT64_MAX, check_flag, check_float, check_int
 from fastpretrain.data import Corpus, Vocab, Word2VecBatches
-from fastpretrain.data.batches import MAX_BATCH_SIZE, MAX_NEGATIVE, MAX_WINDOW, MAX_WORKERS
 from fastpretrain.data.corpus import Source
-from fastpretrain.data.noise import AliasSampler
+from fastpretrain.data.samplers import AliasSampler
+from fastpretrain.data.word2vec_batches import MAX_BATCH_SIZE, MAX_NEGATIVE, MAX_WINDOW, MAX_WORKERS
 from fastpretrain.models.keyed_vectors import KeyedVectors
 from fastpretrain.ops import word2vec_hs_update_, word2vec_ns_update_, word2vec_shared_ns_update_
 from fastpretrain.progress import Progress

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Iterator
 
-from fastpretrain.data.corpus import open_text, text_files
+from fastpretrain.data.text_files import open_text, text_files
 from fastpretrain.progress import Progress
 
 # A run of terminal punctuation, optional closing quotes/brackets, whitespace, then what can open

@@ -6,7 +6,6 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
 from scipy import stats
 
 from fastpretrain import _C
@@ -187,17 +186,3 @@ def test_huffman_codes_do_not_depend_on_the_order_of_tied_words():
 def test_huffman_of_one_word_is_empty():
     h = Vocab(["only"], np.array([3])).huffman()
     assert h.lengths.tolist() == [0] and h.codes.shape == (1, 0)
-
-
-def test_device_alias_sampler_follows_its_weights():
-    """The torch sampler that draws negatives on the training device, on a large sample."""
-    from fastpretrain.data.noise import AliasSampler
-
-    weights = np.array(COUNTS, dtype=float) ** 0.75
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    draws = AliasSampler(weights, device, seed=0)(500_000, 4)
-    assert draws.dtype == torch.int32 and draws.shape == (500_000, 4)
-    observed = np.bincount(draws.cpu().numpy().ravel(), minlength=len(COUNTS))
-    assert stats.chisquare(observed, weights / weights.sum() * observed.sum()).pvalue > 1e-4
-    again = AliasSampler(weights, device, seed=0)(500_000, 4)
-    assert torch.equal(draws, again)
