@@ -1,14 +1,16 @@
 """word2vec (Mikolov et al. 2013): skip-gram and CBOW, with negative sampling and/or
 hierarchical softmax, trained the word2vec.c way — sparse in-place SGD on the rows a batch
-touches, learning rate decayed linearly with the words read. Batches come from the C++ corpus
-engine; updates run in the fused Triton kernels on a GPU and in the pure-torch references on CPU.
+touches, learning rate decayed linearly with the words read. ``train`` consumes batches (the C++
+corpus engine's :class:`Word2VecBatches`, or any that yield the same fields); ``fit`` builds them
+from a corpus first. Updates run in the fused Triton kernels on a GPU and in the pure-torch
+references on CPU.
 
 Parameter names and defaults follow gensim's ``Word2Vec`` (alpha and min_alpha follow
 word2vec.c: 0.025 for skip-gram, 0.05 for CBOW, decayed to alpha * 1e-4; max_sentence_length
 is word2vec.c's 1000 where gensim cuts at 10000); gensim options we do not have are refused
 with what to use instead.
 
-On CPU, ``fit`` runs torch with one intra-op thread: a batch's updates are small (1024 pairs x
+On CPU, training runs torch with one intra-op thread: a batch's updates are small (1024 pairs x
 d), so a second thread only adds synchronisation, and the corpus engine's threads need the
 cores. CBOW on gensim's Lee corpus, 2-core machine: 1 thread 0.44 s/2 epochs, 2 threads 4.9 s.
 """
@@ -20,16 +22,18 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from fastpretrain.atomic import atomic_path
 from fastpretrain.checks import INT32_MAX, INT64_MAX, UINT64_MAX, check_flag, check_float, check_int
-from fastpretrain.data import Corpus, Vocab, Word2VecBatches
+from fastpretrain.data import Corpus, Vocab, Word2VecBatch, Word2VecBatches
 from fastpretrain.data.corpus import Source
 from fastpretrain.data.samplers import AliasSampler
 from fastpretrain.data.word2vec_batches import MAX_BATCH_SIZE, MAX_NEGATIVE, MAX_WINDOW, MAX_WORKERS
@@ -49,7 +53,7 @@ GENSIM_ONLY = {
     "hashfxn": "not needed: initialisation is seeded by seed alone",
     "batch_words": "use batch_size (pairs or examples per update)",
     "compute_loss": "the loss is always computed: see model.final_loss",
-    "callbacks": "not supported: iterate Word2VecBatches and call step() to run code between batches",
+    "callbacks": "not supported: pass train() a generator over Word2VecBatches to run code between batches",
     "comment": "not supported",
 }
 
@@ -156,9 +160,9 @@ class Word2Vec:
             self._huffman = tuple(torch.from_numpy(x).to(self.device) for x in (h.codes, h.points, h.lengths))
 
     def fit(self, corpus: Corpus | Source, *, progress: bool = True) -> Word2Vec:
-        """Train on ``corpus``: a :class:`Corpus`, a text file/directory path, or token lists.
-        On KeyboardInterrupt the weights keep what was trained (``trained_fraction`` says how much)
-        and the interrupt propagates."""
+        """Train on ``corpus``: a :class:`Corpus`, a text file/directory path, or token lists. Builds
+        the vocabulary and the batches the config asks for, then :meth:`train` consumes them (an
+        interrupt keeps what was trained, see there)."""
         c = self.config
         corpus = self.build_vocab(corpus)
         batches = Word2VecBatches(  # negatives are drawn on the training device
@@ -166,17 +170,29 @@ class Word2Vec:
             batch_size=c.batch_size, epochs=c.epochs, workers=c.workers, seed=c.seed,
             max_sentence_length=c.max_sentence_length, shrink_windows=c.shrink_windows,
         )  # fmt: skip
+        return self.train(batches, batches.total_words, progress=progress)
+
+    def train(self, batches: Iterable[Word2VecBatch], total_words: int, *, progress: bool = True) -> Word2Vec:
+        """SGD over ready-made batches, after :meth:`build_vocab`: :class:`Word2VecBatches`, or anything
+        yielding its fields ``centers``, ``contexts``, ``lengths`` (CBOW and HogBatch) and ``progress``,
+        the fraction of ``total_words`` (the words read in all epochs, before subsampling) read so far.
+        alpha decays linearly with it, as in word2vec.c; negatives come from the model's own sampler,
+        not from the batches. On KeyboardInterrupt the weights keep what was trained
+        (``trained_fraction`` says how much) and the interrupt propagates."""
+        if self.vocab is None:
+            raise RuntimeError("train: the model has no vocabulary yet; call build_vocab() first, or fit()")
+        total_words = check_int("total_words", total_words, 1, INT64_MAX)
         self.trained_fraction, self.final_loss = 0.0, math.nan
         start = time.perf_counter()
         threads = contextlib.nullcontext() if self.device.type == "cuda" else _torch_threads(1)
-        with threads, Progress(batches.total_words, "word2vec", "word", enabled=progress) as bar:
-            self._train(batches, bar)
+        with threads, Progress(total_words, "word2vec", "word", enabled=progress) as bar:
+            self._loop(batches, total_words, bar)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        self.words_per_second = batches.total_words / (time.perf_counter() - start)
+        self.words_per_second = total_words / (time.perf_counter() - start)
         return self
 
-    def _train(self, batches: Word2VecBatches, bar: Progress) -> None:
+    def _loop(self, batches: Iterable[Word2VecBatch], total_words: int, bar: Progress) -> None:
         """The SGD loop: alpha decays linearly with the words read, as in word2vec.c."""
         c = self.config
         loss_sum, seen = 0.0, 0
@@ -193,11 +209,15 @@ class Word2Vec:
                 loss_sum, seen = loss_sum + mean, seen + 1
                 self.final_loss = loss_sum / seen
                 bar.set_postfix(loss=f"{self.final_loss:.3f}", lr=f"{alpha:.2e}")
-            bar.update(round(b.progress * batches.total_words) - bar.n)
+            bar.update(round(b.progress * total_words) - bar.n)
 
     def step(self, centers, contexts, lengths, alpha: float) -> torch.Tensor:
         """One batch of SGD. Skip-gram feeds the context word's row to predict the center
         (word2vec.c's order); CBOW feeds the window. Returns the per-example loss."""
+        skipgram = bool(self.config.sg and not self.config.shared_negatives)
+        if np.ndim(contexts) != (1 if skipgram else 2):
+            layout = "[N] for skip-gram" if skipgram else "[N, 2 * window] for CBOW and HogBatch"
+            raise ValueError(f"contexts: expected {layout}, got shape {np.shape(contexts)}")
         targets = self._to_device(centers)
         inputs = self._to_device(contexts)
         if self.config.shared_negatives:  # CBOW-shaped batches: each center with its window

@@ -1,13 +1,15 @@
 """word2vec learns, the gensim-style way: on text inside gensim's wheel, trained vectors put
-related words together and correlate with human similarity judgements; untrained ones do not."""
+related words together and correlate with human similarity judgements; untrained ones do not. The
+batch path, train(), does what fit() does on the batches fit() builds, from any iterable of their fields."""
 
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from fastpretrain.data import Corpus, resolve_corpus
+from fastpretrain.data import Corpus, Word2VecBatches, resolve_corpus
 from fastpretrain.eval import evaluate_word_pairs
 from fastpretrain.models.word2vec import Word2Vec
 
@@ -159,3 +161,33 @@ def test_progress_is_logged_without_a_terminal(lee, capsys):
     Word2Vec(epochs=1, workers=1, seed=0, device="cpu").fit(lee)
     err = capsys.readouterr().err
     assert re.search(r"^word2vec: [\d.]+k/[\d.]+k word \(100%\), [\d.]+k?word/s, loss [\d.]+, lr ", err, re.M), err
+
+
+def lee_batches(lee, **kw):
+    """The batches fit() makes for Word2Vec(epochs=1, workers=1, seed=0) on CPU (negatives are drawn by the model)."""
+    defaults = {"sg": 0, "window": 5, "negative": 0, "batch_size": 1024, "workers": 1, "seed": 0}
+    return Word2VecBatches(lee, **defaults | kw)
+
+
+def test_train_on_batches_is_what_fit_does(lee):
+    """The batch path: Word2VecBatches, or any iterable yielding their fields, give fit()'s weights."""
+    fitted = Word2Vec(epochs=1, workers=1, seed=0, device="cpu").fit(lee, progress=False)
+    batches = lee_batches(lee)
+    for source in (batches, (SimpleNamespace(centers=b.centers, contexts=b.contexts, lengths=b.lengths,
+                                             progress=b.progress) for b in batches)):  # fmt: skip
+        model = Word2Vec(epochs=1, workers=1, seed=0, device="cpu")
+        model.build_vocab(lee)
+        model.train(source, batches.total_words, progress=False)
+        assert torch.equal(model.syn0, fitted.syn0) and torch.equal(model.syn1neg, fitted.syn1neg)
+        assert model.trained_fraction == 1.0 and model.final_loss == fitted.final_loss
+
+
+def test_train_refuses_what_it_cannot_use(lee):
+    with pytest.raises(RuntimeError, match="call build_vocab"):
+        Word2Vec(device="cpu").train(lee_batches(lee), lee.n_words)
+    model = Word2Vec(sg=1, device="cpu")
+    model.build_vocab(lee)
+    with pytest.raises(ValueError, match="total_words"):
+        model.train(lee_batches(lee), 0)
+    with pytest.raises(ValueError, match=r"contexts: expected \[N\] for skip-gram, got shape \(1024, 10\)"):
+        model.train(lee_batches(lee), lee.n_words, progress=False)
