@@ -3,6 +3,7 @@ parameter gets a finite, non-zero gradient), and comes back from save_pretrained
 with identical outputs; the registry and the loader reject bad names, overrides and files clearly."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -117,3 +118,104 @@ def test_loading_rejects_mismatched_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint: no model.safetensors"):
         BertForPreTraining.from_pretrained(tmp_path / "absent")
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / "ok").iterdir())
+
+
+def saved_bert(directory):
+    """A bert_tiny saved to ``directory`` and its config.json as a dict."""
+    torch.manual_seed(0)
+    model = create_model("bert_tiny", vocab_size=64, max_position_embeddings=16)
+    model.save_pretrained(directory)
+    return model, json.loads((directory / "config.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda c: c.pop("pre_norm"), r"config\.json lacks the BertConfig field pre_norm"),
+        (lambda c: c.update(num_layres=c.pop("num_layers")), r"'num_layres' is not a field of BertConfig; did you"),
+        (lambda c: c.update(colour="red"), r"'colour' is not a field of BertConfig nor an extra \(data, mean, std\)"),
+        (lambda c: c.update(num_layers="2"), r"config\.json: num_layers: expected an int >= 1, got '2'"),
+        (lambda c: c.update(vocab_size=None), r"config\.json: vocab_size: expected an int >= 1, got None"),
+        (lambda c: c.update(num_heads=3), r"config\.json: num_heads: 3 heads split width 128 .*\(16, 32, 64, 96, 128"),
+        (lambda c: c.update(hidden_dropout=1.5), r"config\.json: hidden_dropout: expected a probability"),
+        (lambda c: c.update(model=3), r"config\.json holds a 3 model, not 'bert'"),
+    ],
+    ids=["missing", "misspelled", "unknown", "str", "null", "heads", "dropout", "model"],
+)
+def test_damaged_config_names_the_file_and_the_field(tmp_path, edit, match):
+    """A field missing (pre_norm would fall back to post-norm: same shapes, other outputs), misspelled
+    or invalid is an error naming config.json and the field, not a default, a raw error or a model."""
+    _, config = saved_bert(tmp_path)
+    edit(config)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=match) as error:
+        BertForPreTraining.from_pretrained(tmp_path)
+    assert str(tmp_path / "config.json") in str(error.value)
+
+
+@pytest.mark.parametrize("content, match", [(b"\xff\xfe{}", "is not valid JSON"), (b"[1]", "holds a list, expected")])
+def test_config_that_is_not_a_json_object(tmp_path, content, match):
+    saved_bert(tmp_path)
+    (tmp_path / "config.json").write_bytes(content)
+    with pytest.raises(ValueError, match=f"checkpoint: {re.escape(str(tmp_path / 'config.json'))} {match}"):
+        BertForPreTraining.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_damaged_weights_file_names_the_file(tmp_path, damage):
+    saved_bert(tmp_path)
+    file = tmp_path / "model.safetensors"
+    data = file.read_bytes()
+    file.write_bytes({"garbage": b"not safetensors at all", "truncated": data[: len(data) // 2], "empty": b""}[damage])
+    with pytest.raises(ValueError, match=f"checkpoint: {re.escape(str(file))} is not a readable safetensors file"):
+        BertForPreTraining.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["vit_tiny", "mae_vit_fashion_mnist", "bert_tiny"])
+def test_every_model_type_refuses_a_misspelled_field(tmp_path, name):
+    model = create_model(name, **small(name))
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["layer_norm_epsilon"] = config.pop("layer_norm_eps")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"'layer_norm_epsilon' is not a field of .*; did you mean 'layer_norm_eps'"):
+        type(model).from_pretrained(tmp_path)
+
+
+def test_run_extras_load_and_other_extras_are_refused(tmp_path):
+    """A run's documented extras (data, normalisation) sit beside the fields and load; an undocumented
+    extra is refused on writing, and a stale key in an old file is not carried into the new one."""
+    model, _ = saved_bert(tmp_path)
+    write_config(tmp_path / "config.json", model.config, data="fashion-mnist", mean=[0.5], std=[0.25])
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert (saved["data"], saved["mean"], saved["std"]) == ("fashion-mnist", [0.5], [0.25])
+    assert BertForPreTraining.from_pretrained(tmp_path).config == model.config
+    with pytest.raises(TypeError, match=r"colour: not a config\.json extra"):
+        write_config(tmp_path / "config.json", model.config, colour="red")
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "old_field": 1}))
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert "old_field" not in saved and saved["mean"] == [0.5]
+
+
+def test_load_weights_checks_everything_before_loading_anything(tmp_path):
+    """create_model + load_weights: weights that do not fit change nothing in the model (torch's
+    load_state_dict copies the tensors that fit before it raises), and ones that fit load exactly."""
+    model, _ = saved_bert(tmp_path / "ok")
+    torch.manual_seed(1)
+    wider = create_model("bert_tiny", vocab_size=65, max_position_embeddings=16)
+    wider.save_pretrained(tmp_path / "wider")
+    target = create_model("bert_tiny", vocab_size=64, max_position_embeddings=16)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    file = tmp_path / "wider" / "model.safetensors"
+    misfit = r"does not fit this BertForPreTraining: shape of .*embeddings\.word\.weight \(65, 128\) \(config: \(64,"
+    with pytest.raises(ValueError, match=rf"weights: {re.escape(str(file))} {misfit}"):
+        target.load_weights(tmp_path / "wider")
+    state = {k: v for k, v in model.state_dict().items() if k != "pooler.bias"}
+    with pytest.raises(ValueError, match=r"weights: the state dict does not fit this BertForPreTraining: missing pool"):
+        target.load_weights(state)
+    with pytest.raises(FileNotFoundError, match="weights: no weights file"):
+        target.load_weights(tmp_path / "absent")
+    assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())
+    assert target.load_weights(tmp_path / "ok") is target
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in target.state_dict().items())
