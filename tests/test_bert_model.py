@@ -2,11 +2,13 @@
 against hand-written eager ones, and a few Trainer steps that must overfit a tiny corpus."""
 
 import json
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 from bert_corpus import write_corpus, write_vocab
+from safetensors.torch import load_file, save_file
 
 from fastpretrain.data import BertExamples, collate_packed, collate_padded, load_wordpiece
 from fastpretrain.interop.hf import (
@@ -107,6 +109,99 @@ def test_hf_export_loads_in_hf_and_back(tmp_path):
     torch.testing.assert_close(again["mlm_logits"], out["mlm_logits"])
     hf_tok = transformers.BertTokenizerFast.from_pretrained(tmp_path / "export")
     assert hf_tok("D3s4 alpha.")["input_ids"] == tok.encode("D3s4 alpha.").ids
+
+
+def random_hf(transformers, **sizes):
+    """A ``transformers.BertForPreTraining`` of SMALL's sizes (``sizes`` overriding), every weight random."""
+    torch.manual_seed(2)
+    fields = {k: v for k, v in bert_config_to_hf(BertConfig(**SMALL)).items() if k != "model_type"}
+    hf = transformers.BertForPreTraining(transformers.BertConfig(**{**fields, **sizes})).eval()
+    with torch.no_grad():  # HF zero-initialises some biases; random ones make the check complete
+        for p in hf.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return hf
+
+
+def test_left_padded_batch_pools_position_0_as_hugging_face():
+    """HF's pooler (and so NSP) reads position 0 even where it is padding: a left-padded batch gives
+    HF's NSP logits and position-0 states, and the real tokens' MLM logits stay HF's."""
+    transformers = pytest.importorskip("transformers")
+    hf = random_hf(transformers)
+    ours = bert_from_hf_model(hf).eval()
+    ids, types, mask = padded_batch()
+    ids, types, mask = ids.flip(1), types.flip(1), mask.flip(1)  # rows 1 and 2 now start with padding
+    with torch.no_grad():
+        out = ours(ids, token_type_ids=types, attention_mask=mask)
+        ref = hf(input_ids=ids, token_type_ids=types, attention_mask=mask, output_hidden_states=True)
+    torch.testing.assert_close(out["nsp_logits"], ref.seq_relationship_logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out["cls_hidden"], ref.hidden_states[-1][:, 0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out["mlm_logits"], ref.prediction_logits[mask.bool()], rtol=1e-4, atol=1e-5)
+    first_real = ref.hidden_states[-1][1, 7]  # row 1's first real token: what a packed pooler would read
+    assert mask[1, :8].tolist() == [0] * 7 + [1] and not torch.allclose(out["cls_hidden"][1], first_real, atol=0.1)
+
+
+def test_hf_head_widths_the_kernels_lack_are_refused_at_load(tmp_path):
+    """Head width 10 builds in HF; ours refuses it when converting, naming HF's field and the widths."""
+    transformers = pytest.importorskip("transformers")
+    hf = random_hf(transformers, hidden_size=60, num_attention_heads=6)
+    refused = r"num_attention_heads: 6 heads split width 60 into heads of 10; .*\(16, 32, 64, 96, 128\)"
+    with pytest.raises(ValueError, match=f"hf_model.config: {refused}"):
+        bert_from_hf_model(hf)
+    hf.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=f"directory: {re.escape(str(tmp_path / 'config.json'))}: {refused}"):
+        load_hf_bert(tmp_path)
+
+
+def _edit_config(directory, **fields):
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({k: v for k, v in {**config, **fields}.items() if v != "drop"}))
+
+
+def _edit_weights(directory, **tensors):
+    state = load_file(directory / "model.safetensors")
+    save_file({**state, **tensors}, directory / "model.safetensors")
+
+
+MISFIT = "not the BertForPreTraining its config gives: "
+DAMAGE = {  # how an HF BERT directory is damaged, the file the error names, what it says
+    "missing": (lambda d: _edit_config(d, num_hidden_layers="drop"), "config.json", "lacks num_hidden_layers"),
+    "json": (lambda d: (d / "config.json").write_text("{"), "config.json", "is not valid JSON"),
+    "array": (lambda d: (d / "config.json").write_text("[]"), "config.json", "holds a list"),
+    "fewer": (lambda d: _edit_config(d, num_hidden_layers=1), "model.safetensors", rf"{MISFIT}unexpected layers\.1\."),
+    "more": (lambda d: _edit_config(d, num_hidden_layers=3), "model.safetensors", rf"{MISFIT}missing layers\.2\."),
+    "vocab": (lambda d: _edit_config(d, vocab_size=91), "model.safetensors",
+              rf"{MISFIT}shape of .*embeddings\.word\.weight \(90, 64\) \(config: \(91, 64\)\)"),
+    "heads": (lambda d: _edit_config(d, num_attention_heads=3), "config.json", "num_attention_heads: 3 heads split"),
+    "pad": (lambda d: _edit_config(d, pad_token_id=90), "config.json", r"pad_token_id: expected an id in \[0, 90\)"),
+    "act": (lambda d: _edit_config(d, hidden_act="gelu_new"), "config.json", "hidden_act 'gelu_new' is not supported"),
+    "relative": (lambda d: _edit_config(d, position_embedding_type="relative_key"), "config.json",
+                 "position_embedding_type 'relative_key' is not supported"),
+    "garbage": (lambda d: (d / "model.safetensors").write_bytes(b"\0" * 64), "model.safetensors",
+                "is not a readable safetensors file"),
+    "unknown": (lambda d: _edit_weights(d, **{"bert.encoder.layer.0.attention.self.distance_embedding.weight":
+                                               torch.zeros(3, 4)}), "model.safetensors",
+                "1 keys with no counterpart in BertForPreTraining .*distance_embedding"),
+    "untied": (lambda d: _edit_weights(d, **{"cls.predictions.decoder.weight": torch.zeros(90, 64)}),
+               "model.safetensors", "'cls.predictions.decoder.weight' differs from 'bert.embeddings.word_embeddings"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_hf_directory_names_the_file_and_the_field(tmp_path, damage):
+    """Every damaged HF directory is a ValueError naming the file and the field or key: no KeyError,
+    JSONDecodeError, torch RuntimeError, or silently dropped decoder."""
+    save_hf_bert(model(seed=4), tmp_path)
+    edit, file, match = DAMAGE[damage]
+    edit(tmp_path)
+    with pytest.raises(ValueError, match=f"directory: {re.escape(str(tmp_path / file))}:? {match}"):
+        load_hf_bert(tmp_path)
+
+
+def test_hf_directory_without_safetensors_says_what_to_do(tmp_path):
+    save_hf_bert(model(), tmp_path)
+    (tmp_path / "model.safetensors").rename(tmp_path / "pytorch_model.bin")
+    with pytest.raises(FileNotFoundError, match="has no model.safetensors .*load it with transformers, then bert_from"):
+        load_hf_bert(tmp_path)
 
 
 def test_mlm_loss_is_cross_entropy_on_the_selected_positions():

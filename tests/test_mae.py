@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch.utils.data import TensorDataset
 
 from fastpretrain.cli import main
 from fastpretrain.eval.visualize import save_reconstruction_grid
-from fastpretrain.interop.hf import mae_config_from_hf, mae_from_hf, mae_to_hf
+from fastpretrain.interop.hf import mae_config_from_hf, mae_from_hf, mae_from_hf_model, mae_to_hf
 from fastpretrain.models import MAE, MAEConfig, create_model
 from fastpretrain.models import mae as mae_module
 from fastpretrain.nn import gather_visible, random_masking, unshuffle_tokens
@@ -140,13 +140,18 @@ def test_encoder_sees_only_the_visible_patches():
         assert (not torch.allclose(latent2[0], latent[0])) == changes
 
 
-def _hf_pair(norm_pix_loss=False):
+def _hf_config(**sizes):
     transformers = pytest.importorskip("transformers")
-    config = transformers.ViTMAEConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, decoder_hidden_size=32,
-        decoder_num_hidden_layers=2, decoder_num_attention_heads=2, decoder_intermediate_size=64, image_size=16,
-        patch_size=4, num_channels=3, mask_ratio=0.75, norm_pix_loss=norm_pix_loss, attn_implementation="eager",
-    )  # fmt: skip
+    return transformers, transformers.ViTMAEConfig(**{
+        "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+        "decoder_hidden_size": 32, "decoder_num_hidden_layers": 2, "decoder_num_attention_heads": 2,
+        "decoder_intermediate_size": 64, "image_size": 16, "patch_size": 4, "num_channels": 3, "mask_ratio": 0.75,
+        "attn_implementation": "eager", **sizes,
+    })  # fmt: skip
+
+
+def _hf_pair(norm_pix_loss=False, **sizes):
+    transformers, config = _hf_config(norm_pix_loss=norm_pix_loss, **sizes)
     torch.manual_seed(0)
     hf = transformers.ViTMAEForPreTraining(config).eval()
     with torch.no_grad():  # random values where HF initialises zeros or fixed tables, so every term shows
@@ -195,6 +200,93 @@ def test_hf_v4_key_layout_round_trip():
     assert set(back) == set(model.state_dict()) and all(torch.equal(back[k], v) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="no counterpart"):
         mae_from_hf({**v4, "vit.pooler.dense.weight": torch.zeros(1)})
+
+
+def _same_outputs(ours: MAE, hf, img_size: int) -> None:
+    patches = (img_size // ours.patch_size) ** 2
+    imgs, noise = torch.randn(2, 3, img_size, img_size), torch.rand(2, patches)
+    with torch.no_grad():
+        ref, out = hf(pixel_values=imgs, noise=noise), ours.eval()(imgs, noise=noise, return_outputs=True)
+    torch.testing.assert_close(out["pred"], ref.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["loss"], ref.loss, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("encoder, decoder", [((112, 115), (112, 230)), ((176, 185), (48, 77))])
+def test_odd_mlp_widths_are_hugging_faces(encoder, decoder, tmp_path):
+    """HF's intermediate sizes are carried exactly: int(112 * (115 / 112)) is 114, one row short,
+    and the decoder may have a ratio of its own; the widths survive save_pretrained too."""
+    (hidden, inter), (dec_hidden, dec_inter) = encoder, decoder
+    _, config, hf = _hf_pair(hidden_size=hidden, intermediate_size=inter, num_attention_heads=hidden // 16,
+                             decoder_hidden_size=dec_hidden, decoder_intermediate_size=dec_inter,
+                             decoder_num_attention_heads=dec_hidden // 16, image_size=8, num_hidden_layers=1,
+                             decoder_num_hidden_layers=1)  # fmt: skip
+    ours = MAE(mae_config_from_hf(config))
+    assert ours.encoder.blocks[0].mlp.fc1.weight.shape == hf.vit.layers[0].mlp.fc1.weight.shape == (inter, hidden)
+    assert ours.decoder_blocks[0].mlp.fc1.out_features == dec_inter
+    ours.load_state_dict(mae_from_hf(hf.state_dict()))
+    _same_outputs(ours, hf, 8)
+    _same_outputs(mae_from_hf_model(hf), hf, 8)
+    ours.save_pretrained(tmp_path)
+    assert MAE.from_pretrained(tmp_path).decoder_blocks[0].mlp.fc2.in_features == dec_inter
+
+
+def test_square_tuple_image_size_is_hugging_faces():
+    _, _, hf = _hf_pair(image_size=(16, 16))
+    ours = mae_from_hf_model(hf)
+    assert (ours.config.img_size, ours.config.patch_size) == (16, 4)
+    _same_outputs(ours, hf, 16)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"image_size": (16, 8)}, r"image_size \(16, 8\) is not square"),
+        ({"image_size": [16, 16, 3]}, r"image_size \(16, 16, 3\) is not square"),
+        ({"num_attention_heads": 4}, r"num_attention_heads: 4 heads split width 32 .*\(16, 32, 64, 96, 128\)"),
+        ({"decoder_num_attention_heads": 4}, "decoder_num_attention_heads: 4 heads split width 32"),
+        ({"decoder_intermediate_size": 0}, "decoder_intermediate_size: expected an int >= 1, got 0"),
+        ({"hidden_act": "relu"}, "hidden_act 'relu' is not supported"),
+    ],
+    ids=["image", "image3", "heads", "decoder_heads", "mlp", "act"],
+)
+def test_hf_config_errors_name_hugging_faces_field(change, match):
+    """Values HF's ViTMAEConfig accepts but ours cannot build: ValueErrors naming HF's field."""
+    transformers, config = _hf_config()
+    with pytest.raises(ValueError, match=f"hf_config: {match}"):
+        mae_config_from_hf(transformers.ViTMAEConfig(**{**config.to_dict(), **change}))
+
+
+def test_hf_config_dict_without_a_field_names_it():
+    config = _hf_config()[1].to_dict()
+    del config["decoder_hidden_size"]
+    with pytest.raises(ValueError, match="hf_config: lacks decoder_hidden_size"):
+        mae_config_from_hf(config)
+
+
+def test_hf_weights_that_do_not_fit_load_nothing():
+    """A conversion whose config says one block where the weights hold two is a ValueError naming
+    the keys (not torch's RuntimeError after copying what fits)."""
+    _, _, hf = _hf_pair()
+    hf.config.num_hidden_layers = 1
+    with pytest.raises(ValueError, match=r"hf_model: its weights do not fit its config: unexpected encoder\.blocks\.1"):
+        mae_from_hf_model(hf)
+
+
+@pytest.mark.parametrize("damage", ["missing", "extra", "reshaped"])
+def test_from_pretrained_with_a_damaged_weight_names_the_file_and_key(tmp_path, damage):
+    _tiny().save_pretrained(tmp_path)
+    file = tmp_path / "model.safetensors"
+    state = load_file(file)
+    expected = {"missing": "missing mask_token", "extra": "unexpected pixel_mean",
+                "reshaped": r"shape of decoder_pred\.bias \(5,\)"}  # fmt: skip
+    if damage == "missing":
+        del state["mask_token"]
+    else:
+        state["pixel_mean" if damage == "extra" else "decoder_pred.bias"] = torch.zeros(5)
+    save_file(state, file)
+    misfit = rf"checkpoint: {re.escape(str(file))} does not fit the config in .*json: {expected[damage]}"
+    with pytest.raises(ValueError, match=misfit):
+        MAE.from_pretrained(tmp_path)
 
 
 def test_registered_sizes_and_bad_config():

@@ -1,12 +1,15 @@
 """ViT: the forward equals a hand-written eager computation with the same weights, the sin-cos
 embedding is MAE's formula, the registered sizes are timm's, timm-layout weights load."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
-from fastpretrain.interop.timm import vit_config_from_state_dict, vit_from_timm, vit_to_timm
+from fastpretrain.interop.timm import load_timm_vit, vit_config_from_state_dict, vit_from_timm, vit_to_timm
 from fastpretrain.models import VisionTransformer, ViTConfig, create_model
 from fastpretrain.nn import sincos_pos_embed_2d
 
@@ -128,6 +131,54 @@ def test_timm_layout_round_trip_and_unsupported_keys():
         vit_from_timm({**sd, "fc_norm.weight": torch.ones(32)})
     with pytest.raises(ValueError, match="cls_token"):
         vit_from_timm({k: v for k, v in sd.items() if k != "cls_token"})
+
+
+def test_timm_weights_with_an_odd_mlp_width_load_exactly():
+    """The MLP width is read off the tensors (int(112 * (115 / 112)) would be 114, one row short)."""
+    torch.manual_seed(0)
+    model = VisionTransformer(img_size=8, patch_size=4, embed_dim=112, depth=1, num_heads=7, mlp_hidden=115,
+                              num_classes=3).eval()  # fmt: skip
+    sd = vit_to_timm(model.state_dict())
+    assert vit_config_from_state_dict(sd, num_heads=7).mlp_hidden == 115
+    loaded = load_timm_vit(sd, num_heads=7).eval()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+
+
+def _timm_state() -> dict:
+    return vit_to_timm(VisionTransformer(img_size=8, patch_size=4, embed_dim=32, depth=2, num_heads=2).state_dict())
+
+
+@pytest.mark.parametrize(
+    "damage, kw, match",
+    [
+        (lambda sd: sd.pop("pos_embed"), {}, "'pos_embed' is missing; expected the weights of a timm VisionTrans"),
+        (lambda sd: sd.pop("blocks.0.mlp.fc1.weight"), {}, r"no 'blocks\.0\.mlp\.fc1\.weight'"),
+        (lambda sd: sd.update(pos_embed=torch.zeros(1, 6, 32)), {}, "pos_embed holds 5 patch positions .* not a"),
+        (lambda sd: None, {"num_heads": 5}, "num_heads: 5 heads split width 32"),
+        (lambda sd: None, {"num_heads": 2, "img_size": 16},
+         r"does not fit the config read off it with \{'num_heads': 2, 'img_size': 16\}: shape of pos_embed"),
+        (lambda sd: sd.update({"fc_norm.weight": torch.ones(32)}), {"num_heads": 2}, "'fc_norm.weight': register"),
+    ],
+    ids=["pos_embed", "block", "grid", "heads", "img_size", "fc_norm"],
+)
+def test_timm_weights_that_do_not_fit_are_errors_naming_the_key(damage, kw, match):
+    sd = _timm_state()
+    damage(sd)
+    with pytest.raises(ValueError, match=f"state_dict: .*{match}"):
+        load_timm_vit(sd, **kw)
+
+
+def test_timm_weights_file_errors_name_the_file(tmp_path):
+    file = tmp_path / "model.safetensors"
+    save_file(_timm_state(), file)
+    assert load_timm_vit(file, num_heads=2).config.embed_dim == 32
+    file.write_bytes(b"{}")
+    with pytest.raises(ValueError, match=f"weights: {re.escape(str(file))} is not a readable safetensors file"):
+        load_timm_vit(file, num_heads=2)
+    with pytest.raises(FileNotFoundError, match="weights: no weights file"):
+        load_timm_vit(tmp_path / "absent.safetensors")
 
 
 def test_equals_timm_vit_tiny():

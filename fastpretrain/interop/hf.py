@@ -8,12 +8,13 @@ import json
 import os
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from fastpretrain.atomic import atomic_path, atomic_write
 from fastpretrain.interop.rename import RenameTable
 from fastpretrain.models.bert import BertConfig, BertForPreTraining
-from fastpretrain.models.mae import MAEConfig
+from fastpretrain.models.mae import MAE, MAEConfig
+from fastpretrain.models.registry import check_weights, read_json, read_weights
 
 # --- BERT (BertForPreTraining) --------------------------------------------------------------------
 
@@ -58,47 +59,66 @@ def bert_to_hf(state_dict: dict) -> dict:
     return BERT.to_theirs(state_dict)
 
 
+# Our BertConfig fields and Hugging Face's names for them (config.json of BertForPreTraining).
+_BERT_FIELDS = {
+    "vocab_size": "vocab_size", "hidden_size": "hidden_size", "num_layers": "num_hidden_layers",
+    "num_heads": "num_attention_heads", "intermediate_size": "intermediate_size",
+    "max_position_embeddings": "max_position_embeddings", "type_vocab_size": "type_vocab_size",
+    "hidden_dropout": "hidden_dropout_prob", "attention_dropout": "attention_probs_dropout_prob",
+    "layer_norm_eps": "layer_norm_eps", "initializer_range": "initializer_range", "pad_token_id": "pad_token_id",
+}  # fmt: skip
+_BERT_OPTIONAL = {"initializer_range": 0.02, "pad_token_id": 0}  # older config.json files may lack these
+
+
 def bert_config_to_hf(config: BertConfig) -> dict:
     """The fields of a Hugging Face ``BertConfig`` (config.json of ``BertForPreTraining``)."""
     if config.pre_norm:
         raise ValueError("pre_norm: Hugging Face BERT is post-norm; a pre-norm model has no HF counterpart")
-    return {"architectures": ["BertForPreTraining"], "model_type": "bert", "vocab_size": config.vocab_size,
-            "hidden_size": config.hidden_size, "num_hidden_layers": config.num_layers,
-            "num_attention_heads": config.num_heads, "intermediate_size": config.intermediate_size,
-            "hidden_act": "gelu", "hidden_dropout_prob": config.hidden_dropout,
-            "attention_probs_dropout_prob": config.attention_dropout,
-            "max_position_embeddings": config.max_position_embeddings, "type_vocab_size": config.type_vocab_size,
-            "initializer_range": config.initializer_range, "layer_norm_eps": config.layer_norm_eps,
-            "pad_token_id": config.pad_token_id, "tie_word_embeddings": True}  # fmt: skip
+    fields = {hf: getattr(config, ours) for ours, hf in _BERT_FIELDS.items()}
+    return {"architectures": ["BertForPreTraining"], "model_type": "bert", "hidden_act": "gelu", **fields,
+            "tie_word_embeddings": True}  # fmt: skip
 
 
-def bert_config_from_hf(d: dict) -> BertConfig:
-    """Our BertConfig of a Hugging Face BERT config dict (``config.json`` or ``model.config.to_dict()``)."""
-    if d.get("hidden_act", "gelu") != "gelu":
-        raise ValueError(f"config: hidden_act {d['hidden_act']!r} is not supported (only exact 'gelu')")
-    return BertConfig(vocab_size=d["vocab_size"], hidden_size=d["hidden_size"], num_layers=d["num_hidden_layers"],
-                      num_heads=d["num_attention_heads"], intermediate_size=d["intermediate_size"],
-                      max_position_embeddings=d["max_position_embeddings"], type_vocab_size=d["type_vocab_size"],
-                      hidden_dropout=d["hidden_dropout_prob"], attention_dropout=d["attention_probs_dropout_prob"],
-                      layer_norm_eps=d["layer_norm_eps"], initializer_range=d.get("initializer_range", 0.02),
-                      pad_token_id=d.get("pad_token_id") or 0)  # fmt: skip
-
-
-def _bert_with(state_dict: dict, config: BertConfig) -> BertForPreTraining:
-    model = BertForPreTraining(config)
-    ours = bert_from_hf(state_dict)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(ours))
+def _from_hf_fields(cls, d: dict, names: dict, optional: dict, source: str):
+    """``cls`` (our config) from Hugging Face config dict ``d`` (``names``: ours -> theirs): a
+    missing or invalid field is a ValueError naming ``source`` and Hugging Face's field."""
+    missing = [hf for ours, hf in names.items() if d.get(hf) is None and ours not in optional]
     if missing:
-        raise ValueError(f"state_dict: not a BertForPreTraining of {config.num_layers} layers: missing "
-                         f"{', '.join(missing[:4])}")  # fmt: skip
+        raise ValueError(f"{source}: lacks {', '.join(missing)}")
+    values = {ours: optional[ours] if d.get(hf) is None else d[hf] for ours, hf in names.items()}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as e:
+        field, sep, rest = str(e).partition(": ")
+        raise ValueError(f"{source}: {names.get(field, field)}: {rest}" if sep else f"{source}: {e}") from None
+
+
+def bert_config_from_hf(d: dict, source: str = "config") -> BertConfig:
+    """Our BertConfig of a Hugging Face BERT config dict (``config.json`` or ``model.config.to_dict()``);
+    errors name ``source`` and Hugging Face's field (e.g. num_attention_heads giving a head width
+    the attention kernels lack, :data:`~fastpretrain.nn.HEAD_DIMS`)."""
+    for field, supported in (("hidden_act", "gelu"), ("position_embedding_type", "absolute")):
+        if d.get(field, supported) != supported:
+            raise ValueError(f"{source}: {field} {d[field]!r} is not supported (only {supported!r})")
+    return _from_hf_fields(BertConfig, d, _BERT_FIELDS, _BERT_OPTIONAL, source)
+
+
+def _bert_with(state_dict: dict, config: BertConfig, source: str) -> BertForPreTraining:
+    """A BertForPreTraining of ``config`` with HF weights ``state_dict``, checked before loading."""
+    try:
+        ours = bert_from_hf(state_dict)
+    except ValueError as e:
+        raise ValueError(f"{source}: {str(e).removeprefix('state_dict: ')}") from None
+    model = BertForPreTraining(config)
+    check_weights(ours, model.state_dict(), f"{source}: not the BertForPreTraining its config gives")
     model.load_state_dict(ours)
     return model
 
 
 def bert_from_hf_model(hf_model) -> BertForPreTraining:
     """Our model with the weights of a ``transformers.BertForPreTraining``."""
-    return _bert_with(hf_model.state_dict(), bert_config_from_hf(hf_model.config.to_dict()))
+    config = bert_config_from_hf(hf_model.config.to_dict(), "hf_model.config")
+    return _bert_with(hf_model.state_dict(), config, "hf_model")
 
 
 def bert_to_hf_model(model: BertForPreTraining):
@@ -133,13 +153,16 @@ def save_hf_bert(model: BertForPreTraining, directory: str | os.PathLike, tokeni
 
 def load_hf_bert(directory: str | os.PathLike) -> BertForPreTraining:
     """Our model from a Hugging Face BERT directory (config.json + model.safetensors), e.g. one
-    :func:`save_hf_bert` wrote."""
+    :func:`save_hf_bert` wrote; any problem is an error naming the file and the field or key."""
     directory = Path(directory)
     for name in ("config.json", "model.safetensors"):
         if not (directory / name).is_file():
-            raise FileNotFoundError(f"directory: {str(directory)!r} has no {name}")
-    config = bert_config_from_hf(json.loads((directory / "config.json").read_text()))
-    return _bert_with(load_file(directory / "model.safetensors"), config)
+            hint = " (a pytorch_model.bin: load it with transformers, then bert_from_hf_model)" * (
+                name == "model.safetensors" and (directory / "pytorch_model.bin").is_file())  # fmt: skip
+            raise FileNotFoundError(f"directory: {str(directory)!r} has no {name}{hint}")
+    config_file, weights = directory / "config.json", directory / "model.safetensors"
+    config = bert_config_from_hf(read_json(config_file, "directory"), f"directory: {config_file}")
+    return _bert_with(read_weights(weights, argument="directory"), config, f"directory: {weights}")
 
 
 # --- MAE (ViTMAEForPreTraining) -------------------------------------------------------------------
@@ -197,20 +220,45 @@ def mae_to_hf(state_dict: dict, layout: str | None = None) -> dict:
     return _MAE[layout].to_theirs(state_dict)
 
 
-def mae_config_from_hf(hf_config) -> MAEConfig:
-    """The MAEConfig of a transformers ``ViTMAEConfig`` (sizes, eps, mask ratio, norm_pix_loss)."""
-    c = hf_config
-    same_ratio = c.intermediate_size * c.decoder_hidden_size == c.decoder_intermediate_size * c.hidden_size
-    if c.hidden_act != "gelu" or not same_ratio:
-        raise ValueError("hf_config: only exact GELU and the same MLP ratio in encoder and decoder are supported")
-    return MAEConfig(img_size=c.image_size, patch_size=c.patch_size, in_chans=c.num_channels, embed_dim=c.hidden_size,
-                     depth=c.num_hidden_layers, num_heads=c.num_attention_heads,
-                     decoder_embed_dim=c.decoder_hidden_size, decoder_depth=c.decoder_num_hidden_layers,
-                     decoder_num_heads=c.decoder_num_attention_heads, mlp_ratio=c.intermediate_size / c.hidden_size,
-                     qkv_bias=c.qkv_bias, layer_norm_eps=c.layer_norm_eps, mask_ratio=c.mask_ratio,
-                     norm_pix_loss=bool(c.norm_pix_loss))  # fmt: skip
+# Our MAEConfig fields and Hugging Face's names for them (ViTMAEConfig); the MLP widths are carried exactly.
+_MAE_FIELDS = {
+    "img_size": "image_size", "patch_size": "patch_size", "in_chans": "num_channels", "embed_dim": "hidden_size",
+    "depth": "num_hidden_layers", "num_heads": "num_attention_heads", "mlp_hidden": "intermediate_size",
+    "decoder_embed_dim": "decoder_hidden_size", "decoder_depth": "decoder_num_hidden_layers",
+    "decoder_num_heads": "decoder_num_attention_heads", "decoder_mlp_hidden": "decoder_intermediate_size",
+    "qkv_bias": "qkv_bias", "layer_norm_eps": "layer_norm_eps", "mask_ratio": "mask_ratio",
+    "norm_pix_loss": "norm_pix_loss",
+}  # fmt: skip
+
+
+def _square_size(value, source: str):
+    """HF's ``image_size``: an int, or a square (n, n) pair as HF also accepts; n."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2 or value[0] != value[1]:
+            raise ValueError(f"{source}: image_size {tuple(value)} is not square; MAE here (as HF's sin-cos "
+                             f"position table) takes square images")  # fmt: skip
+        return value[0]
+    return value
+
+
+def mae_config_from_hf(hf_config, source: str = "hf_config") -> MAEConfig:
+    """The MAEConfig of a transformers ``ViTMAEConfig`` (or its ``to_dict()``): sizes with the exact
+    MLP widths, eps, mask ratio, norm_pix_loss. Errors name ``source`` and Hugging Face's field."""
+    d = hf_config if isinstance(hf_config, dict) else hf_config.to_dict()
+    if d.get("hidden_act", "gelu") != "gelu":
+        raise ValueError(f"{source}: hidden_act {d['hidden_act']!r} is not supported (only 'gelu')")
+    d = {**d, "image_size": _square_size(d.get("image_size"), source), "norm_pix_loss": bool(d.get("norm_pix_loss"))}
+    return _from_hf_fields(MAEConfig, d, _MAE_FIELDS, {}, source)
+
+
+def mae_from_hf_model(hf_model) -> MAE:
+    """Our MAE with the weights of a ``transformers.ViTMAEForPreTraining`` (checked before loading)."""
+    model, ours = MAE(mae_config_from_hf(hf_model.config, "hf_model.config")), mae_from_hf(hf_model.state_dict())
+    check_weights(ours, model.state_dict(), "hf_model: its weights do not fit its config")
+    model.load_state_dict(ours)
+    return model
 
 
 __all__ = ["bert_config_from_hf", "bert_config_to_hf", "bert_from_hf", "bert_from_hf_model", "bert_to_hf",
-           "bert_to_hf_model", "load_hf_bert", "mae_config_from_hf", "mae_from_hf", "mae_to_hf",
+           "bert_to_hf_model", "load_hf_bert", "mae_config_from_hf", "mae_from_hf", "mae_from_hf_model", "mae_to_hf",
            "save_hf_bert"]  # fmt: skip

@@ -72,6 +72,12 @@ class RenameTable:
             raise ValueError(f"state_dict: {source!r} maps to {key!r}, which another key already filled")
         out[key] = value
 
+    def _check_tied(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        for copy, source in self.tied:
+            if copy in state_dict and source in state_dict and not torch.equal(state_dict[copy], state_dict[source]):
+                raise ValueError(f"state_dict: {copy!r} differs from {source!r}; {self.ours} ties the two "
+                                 f"(one tensor), so it cannot hold both")  # fmt: skip
+
     def to_theirs(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Our names -> theirs (fused tensors split in equal parts along dim 0, tied copies added)."""
         self._check_supported(state_dict)
@@ -95,7 +101,9 @@ class RenameTable:
         return out
 
     def to_ours(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Their names -> ours (fused tensors concatenated from all their parts); dropped and tied keys skipped."""
+        """Their names -> ours (fused tensors concatenated from all their parts); dropped keys skipped,
+        and tied copies too once they are checked equal to their source (else ours would lose them)."""
+        self._check_tied(state_dict)
         tied = {copy for copy, _ in self.tied}
         keys = [k for k in state_dict if k not in tied and not (self.drop and k.startswith(self.drop))]
         self._check_supported(keys)

@@ -122,9 +122,9 @@ class BertForPreTraining(Pretrained, nn.Module):
         """The MLM transform (dense, GELU, LayerNorm) of selected rows, before the tied decoder."""
         return self.mlm_norm(F.gelu(self.mlm_transform(hidden)))
 
-    def nsp_logits(self, hidden: torch.Tensor, cu_seqlens: torch.Tensor) -> torch.Tensor:
-        """[B, 2] from the pooled [CLS] rows (the first row of each sequence)."""
-        return self.nsp(torch.tanh(self.pooler(hidden[cu_seqlens[:-1].long()])))
+    def nsp_logits(self, cls_hidden: torch.Tensor) -> torch.Tensor:
+        """[B, 2] from the final states of each sequence's first position [B, E], through the pooler."""
+        return self.nsp(torch.tanh(self.pooler(cls_hidden)))
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None,
@@ -135,33 +135,65 @@ class BertForPreTraining(Pretrained, nn.Module):
         ``position_ids`` computed when absent), ``mlm_positions`` rows of the packed batch.
         Padded: ``input_ids`` [B, S] with ``attention_mask`` (1 = real token; default all), unpadded
         here; ``mlm_positions`` flat indices into [B * S]. ``token_type_ids`` default to 0.
+        The pooler reads position 0 as Hugging Face's does: a left-padded batch (a pad token at
+        position 0) runs padded, so that row's state is the pad token's, as HF computes it.
 
         Returns, with labels, {"loss": MLM + NSP, "items": real tokens, "mlm_loss", "nsp_loss",
         "nsp_accuracy"}; without, {"mlm_logits" [M, V] at ``mlm_positions`` (every real token when
-        None, in packed order), "nsp_logits" [B, 2], "cls_hidden" [B, E] (final [CLS] states)}.
+        None, in packed order), "nsp_logits" [B, 2], "cls_hidden" [B, E] (final states at position 0)}.
         """
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         if input_ids.dim() == 2:
-            input_ids, token_type_ids, position_ids, cu_seqlens, max_seqlen, mlm_positions = _unpad_batch(
-                input_ids, token_type_ids, position_ids, attention_mask, mlm_positions)  # fmt: skip
-        elif input_ids.dim() != 1 or cu_seqlens is None:
+            selected, cls_hidden, items = self._encode_padded(input_ids, token_type_ids, position_ids, attention_mask,
+                                                              mlm_positions)  # fmt: skip
+        elif input_ids.dim() == 1 and cu_seqlens is not None:
+            hidden = self._encode_packed(input_ids, token_type_ids, position_ids, cu_seqlens, max_seqlen)
+            selected = hidden if mlm_positions is None else hidden[mlm_positions]
+            cls_hidden, items = hidden[cu_seqlens[:-1].long()], input_ids.shape[0]
+        else:
             raise ValueError(f"input_ids: expected packed [total] ids with cu_seqlens, or padded [B, S] ids, "
                              f"got shape {tuple(input_ids.shape)}{'' if cu_seqlens is not None else ' without cu_seqlens'}")  # fmt: skip
+        return self._heads(self.mlm_features(selected), cls_hidden, items, mlm_labels, nsp_labels)
+
+    def _encode_packed(self, input_ids, token_type_ids, position_ids, cu_seqlens, max_seqlen) -> torch.Tensor:
+        """Final states [total, E] of a packed batch, ``max_seqlen`` and the positions filled in when absent."""
         lengths = cu_seqlens.diff()
         if max_seqlen is None:
             max_seqlen = int(lengths.max())
         if position_ids is None:
             starts = torch.repeat_interleave(cu_seqlens[:-1].long(), lengths.long(), output_size=input_ids.shape[0])
             position_ids = torch.arange(input_ids.shape[0], device=input_ids.device) - starts
-        hidden = self.encode(input_ids, token_type_ids, position_ids, cu_seqlens, max_seqlen)
-        nsp_logits = self.nsp_logits(hidden, cu_seqlens)
-        selected = hidden if mlm_positions is None else hidden[mlm_positions]
-        features = self.mlm_features(selected)
+        return self.encode(input_ids, token_type_ids, position_ids, cu_seqlens, max_seqlen)
+
+    def _encode_padded(self, input_ids, token_type_ids, position_ids, attention_mask, mlm_positions):
+        """(final states of the MLM rows, of position 0 [B, E], real tokens) of a padded batch:
+        unpadded when position 0 is real in every row, else run padded (the pooler reads pad states)."""
+        b, s = input_ids.shape
+        mask = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        if position_ids is None:
+            position_ids = torch.arange(s, device=input_ids.device).expand(b, s)
+        if bool(mask[:, 0].all()):
+            ids, types, positions, cu_seqlens, max_seqlen, rows = _unpad_batch(input_ids, token_type_ids, position_ids,
+                                                                               mask, mlm_positions)  # fmt: skip
+            hidden = self.encode(ids, types, positions, cu_seqlens, max_seqlen)
+            selected = hidden if rows is None else hidden[rows]
+            return selected, hidden[cu_seqlens[:-1].long()], ids.shape[0]
+        x = self.embeddings(input_ids, token_type_ids, position_ids.expand(b, s))
+        for layer in self.layers:
+            x = layer(x, key_padding_mask=mask)
+        x = self.final_norm(x)
+        flat = x.flatten(0, 1)
+        selected = flat[mask.flatten()] if mlm_positions is None else flat[mlm_positions]
+        return selected, x[:, 0], int(mask.sum())
+
+    def _heads(self, features, cls_hidden, items, mlm_labels, nsp_labels) -> dict:
+        """The outputs of :meth:`forward` from the MLM features and the position-0 states."""
+        nsp_logits = self.nsp_logits(cls_hidden)
         if mlm_labels is None and nsp_labels is None:
             return {"mlm_logits": F.linear(features, self.embeddings.word.weight, self.mlm_bias), "nsp_logits": nsp_logits,
-                    "cls_hidden": hidden[cu_seqlens[:-1].long()]}  # fmt: skip
-        out = {"items": input_ids.shape[0]}
+                    "cls_hidden": cls_hidden}  # fmt: skip
+        out = {"items": items}
         losses = []
         if mlm_labels is not None:
             out["mlm_loss"] = self.mlm_criterion(features, self.embeddings.word.weight, mlm_labels, self.mlm_bias)
@@ -183,12 +215,9 @@ class BertForPreTraining(Pretrained, nn.Module):
         return 3.0 * (layers + head)
 
 
-def _unpad_batch(input_ids, token_type_ids, position_ids, attention_mask, mlm_positions):
+def _unpad_batch(input_ids, token_type_ids, position_ids, mask, mlm_positions):
     """Padded [B, S] inputs as packed ones, ``mlm_positions`` remapped from [B * S] to packed rows."""
     b, s = input_ids.shape
-    mask = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-    if position_ids is None:
-        position_ids = torch.arange(s, device=input_ids.device).expand(b, s)
     packed = unpad(torch.stack([input_ids, token_type_ids, position_ids.expand(b, s)], -1), mask)
     if mlm_positions is not None:
         rows = torch.full((b * s,), -1, dtype=torch.long, device=input_ids.device)

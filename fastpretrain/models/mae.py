@@ -52,7 +52,9 @@ class MAEConfig:
     decoder_embed_dim: int = 512
     decoder_depth: int = 8
     decoder_num_heads: int = 16
-    mlp_ratio: float = 4.0
+    mlp_ratio: float = 4.0  # each MLP's hidden width is int(width * mlp_ratio), as MAE's ...
+    mlp_hidden: int | None = None  # ... unless given exactly: the encoder's (Hugging Face's intermediate_size)
+    decoder_mlp_hidden: int | None = None  # and the decoder's (decoder_intermediate_size)
     qkv_bias: bool = True
     layer_norm_eps: float = 1e-6
     mask_ratio: float = 0.75
@@ -62,12 +64,14 @@ class MAEConfig:
         check_int("decoder_embed_dim", self.decoder_embed_dim, 4)
         check_int("decoder_depth", self.decoder_depth, 0)
         check_int("decoder_num_heads", self.decoder_num_heads, 1)
+        if self.decoder_mlp_hidden is not None:
+            check_int("decoder_mlp_hidden", self.decoder_mlp_hidden, 1)
         check_heads("decoder_num_heads", self.decoder_embed_dim, self.decoder_num_heads)
         if self.decoder_embed_dim % 4:
             raise ValueError(f"decoder_embed_dim: the sin-cos embedding needs a multiple of 4, got {self.decoder_embed_dim}")
         check_vit_args(img_size=self.img_size, patch_size=self.patch_size, in_chans=self.in_chans,
                        embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads, mlp_ratio=self.mlp_ratio,
-                       pos_embed="sincos")  # fmt: skip
+                       pos_embed="sincos", mlp_hidden=self.mlp_hidden)  # fmt: skip
         check_mask_ratio(self.mask_ratio, self.num_patches)
 
     @property
@@ -92,14 +96,16 @@ class MAE(Pretrained, nn.Module):
         self.config = c = MAEConfig(**{**(asdict(config) if config else {}), **overrides})
         self.encoder = ViTEncoder(img_size=c.img_size, patch_size=c.patch_size, in_chans=c.in_chans,
                                   embed_dim=c.embed_dim, depth=c.depth, num_heads=c.num_heads, mlp_ratio=c.mlp_ratio,
-                                  qkv_bias=c.qkv_bias, pos_embed="sincos", layer_norm_eps=c.layer_norm_eps)  # fmt: skip
+                                  qkv_bias=c.qkv_bias, pos_embed="sincos", layer_norm_eps=c.layer_norm_eps,
+                                  mlp_hidden=c.mlp_hidden)  # fmt: skip
         self.num_patches, self.patch_size, self.in_chans = self.encoder.num_patches, c.patch_size, c.in_chans
         self.decoder_embed = nn.Linear(c.embed_dim, c.decoder_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, c.decoder_embed_dim))
         self.decoder_pos_embed = nn.Parameter(torch.zeros(1, 1 + self.num_patches, c.decoder_embed_dim), requires_grad=False)
+        mlp_dim = int(c.decoder_embed_dim * c.mlp_ratio) if c.decoder_mlp_hidden is None else c.decoder_mlp_hidden
         self.decoder_blocks = nn.ModuleList(
-            TransformerBlock(c.decoder_embed_dim, c.decoder_num_heads, int(c.decoder_embed_dim * c.mlp_ratio),
-                             qkv_bias=c.qkv_bias, eps=c.layer_norm_eps)
+            TransformerBlock(c.decoder_embed_dim, c.decoder_num_heads, mlp_dim, qkv_bias=c.qkv_bias,
+                             eps=c.layer_norm_eps)
             for _ in range(c.decoder_depth)
         )  # fmt: skip
         self.decoder_norm = nn.LayerNorm(c.decoder_embed_dim, eps=c.layer_norm_eps)

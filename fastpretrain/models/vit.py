@@ -30,7 +30,8 @@ class ViTConfig:
     embed_dim: int = 768
     depth: int = 12
     num_heads: int = 12
-    mlp_ratio: float = 4.0
+    mlp_ratio: float = 4.0  # the MLP's hidden width is int(embed_dim * mlp_ratio), as timm's ...
+    mlp_hidden: int | None = None  # ... unless given exactly here (weights read off tensors, Hugging Face sizes)
     qkv_bias: bool = True
     pos_embed: str = "learn"  # "learn" (timm) or "sincos" (fixed, as in MAE)
     global_pool: str = "token"  # "token": the cls token's features; "avg": mean of the patch tokens
@@ -44,7 +45,7 @@ class ViTConfig:
     def __post_init__(self) -> None:
         check_vit_args(img_size=self.img_size, patch_size=self.patch_size, in_chans=self.in_chans,
                        embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads, mlp_ratio=self.mlp_ratio,
-                       pos_embed=self.pos_embed)  # fmt: skip
+                       pos_embed=self.pos_embed, mlp_hidden=self.mlp_hidden)  # fmt: skip
         check_int("num_classes", self.num_classes, 0)
         if self.global_pool not in POOLS:
             raise ValueError(f"global_pool: expected one of {POOLS}, got {self.global_pool!r}")
@@ -73,7 +74,7 @@ class VisionTransformer(Pretrained, ViTEncoder):
                          depth=c.depth, num_heads=c.num_heads, mlp_ratio=c.mlp_ratio, qkv_bias=c.qkv_bias,
                          pos_embed=c.pos_embed, drop_rate=c.drop_rate, attn_drop_rate=c.attn_drop_rate,
                          drop_path_rate=c.drop_path_rate, init_values=c.init_values, layer_norm_eps=c.layer_norm_eps,
-                         mask_token=c.mask_token)  # fmt: skip
+                         mask_token=c.mask_token, mlp_hidden=c.mlp_hidden)  # fmt: skip
         self.config = c
         self.num_features = c.embed_dim
         self.head_drop = nn.Dropout(c.drop_rate)

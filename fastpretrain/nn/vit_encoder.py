@@ -16,7 +16,8 @@ from fastpretrain.nn.positions import sincos_pos_embed_2d
 POS_EMBEDS = ("learn", "sincos")
 
 
-def check_vit_args(*, img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, pos_embed="learn"):
+def check_vit_args(*, img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, pos_embed="learn",
+                   mlp_hidden=None):  # fmt: skip
     """The checks of a ViT encoder's sizes, for the configs that build one (ValueError naming the field)."""
     for name, value in (("img_size", img_size), ("patch_size", patch_size), ("in_chans", in_chans),
                         ("embed_dim", embed_dim), ("depth", depth), ("num_heads", num_heads)):  # fmt: skip
@@ -30,6 +31,8 @@ def check_vit_args(*, img_size, patch_size, in_chans, embed_dim, depth, num_head
         raise ValueError(f"embed_dim: the sin-cos embedding needs a multiple of 4, got {embed_dim}")
     if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or not mlp_ratio > 0:
         raise ValueError(f"mlp_ratio: expected a float > 0, got {mlp_ratio!r}")
+    if mlp_hidden is not None:
+        check_int("mlp_hidden", mlp_hidden, 1)
 
 
 class ViTEncoder(nn.Module):
@@ -39,13 +42,15 @@ class ViTEncoder(nn.Module):
     follows the positions and every projection in the blocks; ``drop_path_rate`` rises linearly
     over the blocks; ``init_values`` turns on LayerScale. ``mask_token=True`` adds a learned token
     that replaces the patch embeddings where :meth:`forward_features` gets ``mask`` True (SimMIM).
+    The MLPs are ``mlp_hidden`` wide, or ``int(embed_dim * mlp_ratio)`` (timm's rule) when it is None.
     Sizes are checked by the configs that build this (:func:`check_vit_args`).
     """
 
     def __init__(self, *, img_size: int, patch_size: int, in_chans: int, embed_dim: int, depth: int, num_heads: int,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, pos_embed: str = "learn", drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0, init_values: float | None = None,
-                 layer_norm_eps: float = 1e-6, mask_token: bool = False) -> None:  # fmt: skip
+                 layer_norm_eps: float = 1e-6, mask_token: bool = False,
+                 mlp_hidden: int | None = None) -> None:  # fmt: skip
         super().__init__()
         self.embed_dim, self.learned_pos = embed_dim, pos_embed == "learn"
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
@@ -55,8 +60,9 @@ class ViTEncoder(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if mask_token else None
         self.pos_drop = nn.Dropout(drop_rate)
         rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
+        mlp_dim = int(embed_dim * mlp_ratio) if mlp_hidden is None else mlp_hidden
         self.blocks = nn.ModuleList(
-            TransformerBlock(embed_dim, num_heads, int(embed_dim * mlp_ratio), qkv_bias=qkv_bias, proj_drop=drop_rate,
+            TransformerBlock(embed_dim, num_heads, mlp_dim, qkv_bias=qkv_bias, proj_drop=drop_rate,
                              attn_drop=attn_drop_rate, drop_path=r, init_values=init_values, eps=layer_norm_eps)
             for r in rates
         )  # fmt: skip

@@ -51,6 +51,7 @@ def test_round_trip_fused_tied_and_first_match():
          r"'blocks.0.qkv.bias' is fused from 3 tensors; found only layer.0.q.bias, layer.0.v.bias"),
         ("ours", {"out.weight": 1}, r"'emb' is missing; expected the weights of a theirs"),
         ("ours", {"embedding": 1, "unknown": 1}, "no counterpart in ours: unknown"),
+        ("ours", {"embedding": torch.ones(2), "out_copy": torch.zeros(2)}, r"'out_copy' differs from 'embedding'"),
     ],
 )
 def test_bad_input_names_the_key(direction, state, match):
