@@ -201,8 +201,8 @@ def test_real_sigint_exits_130_without_a_traceback(tmp_path):
 @pytest.mark.parametrize(
     "flags,match",
     [(["--min-count", "1e23"], "argument --min-count: invalid int value: '1e23'"),
-     (["--min-count", str(10**23)], r"argument --min-count: expected a value in \[0, 9223372036854775807\]"),
-     (["--batch-size", str(2**31)], "argument --batch-size: expected a value in"),
+     (["--min-count", str(10**23)], r"argument --min-count: expected an int in \[0, 9223372036854775807\]"),
+     (["--batch-size", str(2**31)], "argument --batch-size: expected an int in"),
      (["--seed", "-1"], "argument --seed"), (["--window", str(2**21)], "argument --window"),
      (["--epochs", str(2**31)], "argument --epochs"), (["--max-final-vocab", "0"], "argument --max-final-vocab"),
      (["--shrink-windows", "2"], "argument --shrink-windows")],
@@ -241,3 +241,201 @@ def test_shared_data_is_found_or_the_places_tried_are_named(tmp_path, monkeypatc
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "corpus20m.txt.xz").write_bytes(b"")
     assert resolve_corpus("corpus20m", tmp_path) == tmp_path / "data" / "corpus20m.txt.xz"
+
+
+# --- flags generated from the config dataclasses -----------------------------------------------------------------
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def help_of(*command: str) -> str:
+    from fastpretrain.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*command, "--help"])
+
+
+@pytest.mark.parametrize(
+    "command,expected",
+    [(["mae", "train"], ["--out-dir OUT_DIR checkpoints and metrics go here (default runs/mae)",
+                         "--lr LR peak learning rate (default 0.00015)", "(default 0.05)",
+                         "--steps STEPS optimizer steps to train (default 1000)",
+                         "--betas FLOAT FLOAT AdamW betas (default 0.9 0.95)",
+                         "--mask-ratio MASK_RATIO fraction of patches masked, in [0, 1) (default 0.75)",
+                         "--embed-dim EMBED_DIM encoder width (default 128)"]),
+     (["bert", "train"], ["(default runs/bert)", "--lr LR peak learning rate (default 0.0001)",
+                          "--betas FLOAT FLOAT AdamW betas (default 0.9 0.999)", "(default 10000)",
+                          "decay from lr to min_lr after warm-up (default linear)", "--model NAME",
+                          "(default bert_mini)",
+                          "inside the attention op", "--hidden-size HIDDEN_SIZE width (default 256)"]),
+     (["word2vec", "train"], ["--vector-size VECTOR_SIZE dimensions of the vectors (default 100)",
+                              "--sample SAMPLE subsampling threshold of frequent words (0 disables) (default 0.001)",
+                              "--ns-exponent NS_EXPONENT",
+                              "--alpha ALPHA initial learning rate (default 0.025 skip-gram"])],
+)  # fmt: skip
+def test_help_shows_the_defaults_each_command_uses(capsys, command, expected):
+    """`mae train --help` / `bert train --help` used to print the Trainer's generic lr 3e-4, 1000
+    steps, betas (0.9, 0.95) and runs/train while the commands used their own."""
+    help_of(*command)
+    text = one_line(capsys.readouterr().out)
+    for part in expected:
+        assert part in text
+    assert "0.0003" not in text and "runs/train" not in text
+
+
+@pytest.mark.parametrize("command", [["mae", "train"], ["bert", "train", "--corpus", "c.txt"], ["word2vec", "train"]])
+def test_flag_defaults_build_the_configs_the_help_names(command):
+    """Every config field has one flag; left out, the command gets the recipe or the registered size."""
+    from fastpretrain.cli import build_parser
+    from fastpretrain.cli.flags import config_values
+    from fastpretrain.models import Word2VecConfig
+    from fastpretrain.train import TrainConfig
+
+    args = build_parser().parse_args(command)
+    if command[0] == "word2vec":
+        assert Word2VecConfig(**config_values(Word2VecConfig, args)) == Word2VecConfig()
+        return
+    recipes = {"mae": {"out_dir": "runs/mae", "lr": 1.5e-4, "weight_decay": 0.05, "warmup_steps": 0},
+               "bert": {"out_dir": "runs/bert", "lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.01,
+                        "schedule": "linear", "warmup_steps": 100, "steps": 10000, "batch_size": 32}}  # fmt: skip
+    recipe = recipes[command[0]]
+    assert TrainConfig.from_args(args) == TrainConfig(**recipe)
+    assert args.model == {"mae": "mae_vit_fashion_mnist", "bert": "bert_mini"}[command[0]]
+    assert args.run.__self__.model_overrides(args) == {}  # bert's --vocab-size is the WordPiece's, not a model flag
+
+
+def test_generator_types_bools_tuples_choices_and_help():
+    import argparse
+    from dataclasses import dataclass, field
+
+    from fastpretrain.cli.flags import FlagError, add_config_flags, build_config
+
+    @dataclass
+    class Toy:
+        width: int = field(default=8, metadata={"help": "how wide"})
+        rate: float = 0.5
+        mode: str = field(default="a", metadata={"choices": ("a", "b")})
+        fast: bool = False
+        pair: tuple[float, float] = (0.1, 0.2)
+        sizes: tuple[int, ...] = (1,)
+        limit: int | None = None
+
+        def __post_init__(self):
+            if self.width < 1:
+                raise ValueError(f"width: expected an int >= 1, got {self.width}")
+
+    parser = argparse.ArgumentParser()
+    helps = {"limit": "at most this (default: no limit)"}
+    add_config_flags(parser, Toy, title="toy", defaults={"rate": 0.25}, helps=helps)
+    assert build_config(Toy, parser.parse_args([])) == Toy(rate=0.25)
+    args = parser.parse_args(["--width", "3", "--mode", "b", "--fast", "--pair", "1", "2", "--sizes", "4", "5", "6",
+                              "--limit", "7"])  # fmt: skip
+    expected = Toy(width=3, rate=0.25, mode="b", fast=True, pair=(1.0, 2.0), sizes=(4, 5, 6), limit=7)
+    assert build_config(Toy, args) == expected
+    assert build_config(Toy, parser.parse_args(["--no-fast"])).fast is False
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mode", "c"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--width", "2.5"])
+    with pytest.raises(FlagError, match=r"^argument --width: expected an int >= 1, got 0$"):
+        build_config(Toy, parser.parse_args(["--width", "0"]))
+    text = one_line(parser.format_help())
+    assert "--width WIDTH how wide (default 8)" in text and "--rate RATE Toy.rate (default 0.25)" in text
+    assert "--fast, --no-fast Toy.fast (default off)" in text and "--pair FLOAT FLOAT" in text
+    assert "--limit LIMIT at most this (default: no limit)" in text
+
+
+# --- the model command skeleton: checks before data, one model, clear errors -----------------------------------
+
+
+@pytest.fixture
+def toy_images(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "toy.npz"
+    np.savez(path, images=np.random.default_rng(0).integers(0, 255, (32, 8, 8), dtype=np.uint8))
+    return path
+
+
+def mae_train(images, out, *flags):
+    sizes = ["--img-size", "8", "--patch-size", "4", "--in-chans", "1", "--embed-dim", "32", "--depth", "1",
+             "--num-heads", "2", "--decoder-embed-dim", "32", "--decoder-depth", "1",
+             "--decoder-num-heads", "2"]  # fmt: skip
+    return main(["mae", "train", "--data", str(images), *sizes, "--batch-size", "16", "--steps", "2", "--device", "cpu",
+                 "--out-dir", str(out), *flags])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "flags,match",
+    [(["--mask-ratio", "1.5"], r"argument --mask-ratio: expected a float in \[0, 1\), got 1.5"),
+     (["--mask-ratio", "0.9"], "argument --mask-ratio: 0.9 keeps no patch of 4"),
+     (["--decoder-embed-dim", "2"], "argument --decoder-embed-dim: expected an int >= 4"),
+     (["--lr", "0"], "argument --lr: "), (["--betas", "0.9", "1"], "argument --betas: "),
+     (["--device", "cuda:7"], "argument --device: 'cuda:7' asked for")],
+)  # fmt: skip
+def test_config_refusals_are_flag_errors_before_any_data_is_read(tmp_path, capsys, monkeypatch, flags, match):
+    """The config's own check is the flag's one check, and it runs before the data is opened."""
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 1)
+    with pytest.raises(SystemExit) as exit_info:
+        mae_train(tmp_path / "missing.npz", tmp_path / "run", *flags)
+    assert exit_info.value.code == 2 and re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_mae_train_builds_the_model_once(tmp_path, toy_images, monkeypatch):
+    """cli/mae.py used to build the model three times (for training, and twice to save it)."""
+    from fastpretrain.models import MAE
+
+    built, init = [], MAE.__init__
+    monkeypatch.setattr(MAE, "__init__", lambda self, *a, **k: built.append(1) or init(self, *a, **k))
+    assert mae_train(toy_images, tmp_path / "run") == 0
+    assert len(built) == 1
+    assert MAE.from_pretrained(tmp_path / "run").config.embed_dim == 32
+
+
+def test_bad_checkpoints_are_one_line_errors(tmp_path, toy_images, capsys):
+    """Truncated weights, bad JSON, weights of another size, no run at all: exit 2, no traceback."""
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    assert mae_train(toy_images, run) == 0
+    cases = {}
+    for name in ("truncated", "json", "shapes", "field"):
+        shutil.copytree(run, tmp_path / name)
+        cases[name] = tmp_path / name
+    (cases["truncated"] / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes()[:100])
+    (cases["json"] / "config.json").write_text('{"model": "mae",')
+    for name, key, value in (("shapes", "embed_dim", 64), ("field", "mlp_ratio", "x")):
+        config = json.loads((cases[name] / "config.json").read_text())
+        config[key] = value
+        (cases[name] / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    for path in [*cases.values(), tmp_path / "nothing", toy_images]:
+        assert main(["mae", "eval", str(path), "--data", str(toy_images), "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("fastpretrain: error: checkpoint: ") and err.count("\n") == 1, err
+
+
+def test_ctrl_c_outside_the_trainer_exits_130(tmp_path, toy_images, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fastpretrain.data.images.image_dataset", interrupted)
+    assert mae_train(toy_images, tmp_path / "run") == 130
+    assert capsys.readouterr().err == "fastpretrain: interrupted\n"
+
+
+def test_a_full_disk_at_the_final_save_is_one_line_and_keeps_the_checkpoint(tmp_path, toy_images, monkeypatch, capsys):
+    import errno
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(args[1]))
+
+    monkeypatch.setattr("fastpretrain.cli.model_command.shutil.copyfile", full)
+    assert mae_train(toy_images, tmp_path / "run") == 2
+    assert "fastpretrain: error: [Errno 28] No space left on device" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    assert (tmp_path / "run" / "checkpoints" / "step_000002" / "model.safetensors").is_file()

@@ -487,6 +487,12 @@ def test_cli_flags_build_the_config():
     assert (c.lr, c.grad_accum, c.betas, c.compile, c.schedule, c.out_dir) == (0.01, 4, (0.8, 0.9), True, "linear", "o")
     with pytest.raises(SystemExit):
         parser.parse_args(["--precision", "fp8"])
+    # a command's recipe replaces the defaults, in the flags and in their help
+    parser = add_train_args(argparse.ArgumentParser(), lr=1e-4, betas=(0.9, 0.999), out_dir="runs/bert")
+    assert TrainConfig.from_args(parser.parse_args([])) == TrainConfig(lr=1e-4, betas=(0.9, 0.999), out_dir="runs/bert")
+    text = " ".join(parser.format_help().split())
+    assert "peak learning rate (default 0.0001)" in text and "AdamW betas (default 0.9 0.999)" in text
+    assert "(default runs/bert)" in text and "0.0003" not in text
 
 
 def test_mae_cli_refused_resume_keeps_config_json(tmp_path, capsys):

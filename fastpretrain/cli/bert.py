@@ -1,28 +1,41 @@
-"""``fastpretrain bert train|eval``."""
+"""``fastpretrain bert train|eval``: BERT (masked LM + next sentence prediction) on a text corpus,
+on the shared model command skeleton; a post-norm run is also exported for Hugging Face."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
+from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
-from fastpretrain.cli.args import at_least
+import torch
 
-BERT_RUN = "bert_run.json"  # in a training run's out_dir: the model config and the data settings
+from fastpretrain.cli.args import at_least, fraction
+from fastpretrain.cli.errors import loading, renamed
+from fastpretrain.cli.model_command import ModelCommand, TrainData, run_weights
+from fastpretrain.models import BertForPreTraining
+from fastpretrain.models.registry import CONFIG, WEIGHTS
+
+# How the examples are built: bert train's defaults, kept in the run's config.json as "data" for
+# bert eval, which falls back to these for a directory that does not say (a Hugging Face export).
+DATA_DEFAULTS = {"corpus": None, "max_len": 128, "heldout": 0.01, "data_seed": 0, "mlm_probability": 0.15,
+                 "whole_word": False}  # fmt: skip
+CORPUS_HELP = "text file (.xz/.bz2/.gz) or directory: a paragraph a line, a blank line between documents"
 
 
-def _bert_data(args: argparse.Namespace, tokenizer, split: str, settings: dict):
+def _examples(settings: dict, tokenizer, split: str, cache_dir):
     from fastpretrain.data import BertExamples
 
-    return BertExamples.build(settings["corpus"], tokenizer, split=split, max_len=settings["max_len"],
-                              heldout=settings["heldout"], seed=settings["data_seed"],
-                              mlm_probability=settings["mlm_probability"], whole_word=settings["whole_word"],
-                              cache_dir=args.cache_dir)  # fmt: skip
+    with renamed("--corpus", "source", "path"), renamed("--max-len", "max_len"), renamed("--heldout", "heldout"):
+        return BertExamples.build(settings["corpus"], tokenizer, split=split, max_len=settings["max_len"],
+                                  heldout=settings["heldout"], seed=settings["data_seed"],
+                                  mlm_probability=settings["mlm_probability"], whole_word=settings["whole_word"],
+                                  cache_dir=cache_dir)  # fmt: skip
 
 
-def _bert_report(model, dataset, args: argparse.Namespace, pad_id: int, device) -> dict:
-    from functools import partial
-
+def _report(model, dataset, args: argparse.Namespace, pad_id: int, device) -> dict:
+    """Held-out MLM / NSP metrics and the [CLS] probe, printed."""
     from fastpretrain.data import collate_packed, collate_padded
     from fastpretrain.eval import evaluate_pretraining
 
@@ -36,177 +49,171 @@ def _bert_report(model, dataset, args: argparse.Namespace, pad_id: int, device) 
     return result
 
 
-def _bert_train(args: argparse.Namespace) -> None:
-    """Pre-train BERT (MLM + NSP) on a corpus; evaluate on held-out documents; export for HF."""
-    import json
-    from dataclasses import asdict
-    from functools import partial
-
-    import torch
-
-    from fastpretrain.atomic import atomic_write
-    from fastpretrain.data import (
-        collate_packed,
-        collate_padded,
-        load_wordpiece,
-        read_documents,
-        save_wordpiece,
-        train_wordpiece,
-    )
-    from fastpretrain.interop.hf import save_hf_bert
-    from fastpretrain.models import BertForPreTraining, model_config
-    from fastpretrain.train import TrainConfig, Trainer, is_main
-
-    config = TrainConfig.from_args(args)
-    out = Path(config.out_dir)
-    corpus = Path(args.corpus)
-    if not corpus.exists():
-        raise FileNotFoundError(f"corpus: {str(corpus)!r} does not exist")
-    saved = out / "tokenizer"
-    if (saved / "tokenizer.json").is_file():  # a resumed run keeps its tokenizer
-        tokenizer = load_wordpiece(saved)
-    elif args.tokenizer:
-        tokenizer = load_wordpiece(args.tokenizer, lowercase=not args.cased)
-    else:
-        paragraphs = (p for doc in read_documents(corpus) for p in doc)
-        tokenizer = train_wordpiece(paragraphs, vocab_size=args.vocab_size, lowercase=not args.cased)
-    settings = {"corpus": str(corpus.resolve()), "max_len": args.max_len, "heldout": args.heldout,
-                "data_seed": args.data_seed, "mlm_probability": args.mlm_probability, "whole_word": args.whole_word}  # fmt: skip
-    train = _bert_data(args, tokenizer, "train", settings)
-    pad_id = tokenizer.token_to_id("[PAD]")
-    bert = model_config(f"bert_{args.size}", vocab_size=tokenizer.get_vocab_size(), pad_token_id=pad_id,
-                        max_position_embeddings=max(512, args.max_len), pre_norm=args.pre_norm,
-                        hidden_dropout=args.dropout, attention_dropout=args.attention_dropout)  # fmt: skip
-    model = BertForPreTraining(bert)
-    print(f"bert-{args.size}  {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, vocabulary "
-          f"{bert.vocab_size:,}, {len(train):,} training examples of at most {args.max_len} tokens", file=sys.stderr)  # fmt: skip
-    collate = partial(collate_padded, pad_id=pad_id) if args.padded else collate_packed
-    mean_len = float(train.lengths().mean())
-    trainer = Trainer(model, train, config, collate_fn=collate, flops_per_item=model.flops_per_item(round(mean_len)),
-                      model_config=asdict(bert))  # refuses a --resume with other model flags, before the writes below
-    if is_main():
-        save_wordpiece(tokenizer, saved)
-        with atomic_write(out / BERT_RUN, "w") as f:
-            json.dump({"model": asdict(bert), "data": settings}, f, indent=1)
-    history = trainer.fit()
-    if not is_main():
-        return
-    if history:
-        last = history[-1]
-        print(f"trained      {trainer.step} steps; last window: loss {last['loss']:.4f}, mlm {last.get('mlm_loss', float('nan')):.4f}, "
-              f"nsp accuracy {last.get('nsp_accuracy', float('nan')):.2%}, {last['items_per_s']:,.0f} tokens/s")  # fmt: skip
-    raw = trainer.model.module if hasattr(trainer.model, "module") else trainer.model
-    if args.heldout > 0:
-        result = _bert_report(raw, _bert_data(args, tokenizer, "heldout", settings), args, pad_id, trainer.device)
-        with atomic_write(out / "eval.json", "w") as f:
-            json.dump(result, f, indent=1)
-    if not bert.pre_norm:
-        with torch.no_grad():
-            export = save_hf_bert(raw, out / "hf", tokenizer)
-        print(f"exported     {export} (transformers.BertForPreTraining.from_pretrained loads it)")
-
-
-def _bert_eval(args: argparse.Namespace) -> None:
-    """Evaluate a BERT run (its latest checkpoint) or a save_pretrained directory on held-out documents."""
-    import json
-
-    import torch
-    from safetensors.torch import load_file
-
+def _tokenizer_of(files: Path):
+    """The tokenizer saved with the weights ``files`` (a run's tokenizer/ folder, or the export's own files)."""
     from fastpretrain.data import load_wordpiece
-    from fastpretrain.interop.hf import load_hf_bert
-    from fastpretrain.models import BertConfig, BertForPreTraining
-    from fastpretrain.train import latest
 
-    path = Path(args.model)
-    run_file = path / BERT_RUN
-    settings = {
-        "corpus": None,
-        "max_len": 128,
-        "heldout": 0.01,
-        "data_seed": 0,
-        "mlm_probability": 0.15,
-        "whole_word": False,
-    }
-    if run_file.is_file():
-        run = json.loads(run_file.read_text())
-        settings.update(run["data"])
-        checkpoint = latest(path)
-        if checkpoint is None:
-            raise FileNotFoundError(f"model: run {str(path)!r} has no checkpoint yet")
-        model = BertForPreTraining(BertConfig(**run["model"]))
-        model.load_state_dict(load_file(checkpoint / "model.safetensors"))
-        tokenizer = load_wordpiece(path / "tokenizer")
-        print(f"model        {checkpoint}")
-    elif (path / "config.json").is_file():
-        model = load_hf_bert(path)
-        tokenizer = load_wordpiece(path)
-        print(f"model        {path}")
-    else:
-        raise FileNotFoundError(
-            f"model: {str(path)!r} is neither a bert train run ({BERT_RUN}) nor a save_pretrained directory"
-        )
-    for key in ("corpus", "max_len", "heldout", "data_seed"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    if settings["corpus"] is None:
-        raise ValueError("corpus: pass --corpus (the model directory does not say which corpus it was trained on)")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dataset = _bert_data(args, tokenizer, "heldout", settings)
-    _bert_report(model.to(device), dataset, args, tokenizer.token_to_id("[PAD]"), device)
+    folder = files / WEIGHTS if files.is_dir() else files
+    for place in (folder.parent / "tokenizer", folder.parent.parent.parent / "tokenizer", folder.parent):
+        if (place / "tokenizer.json").is_file() or (place / "vocab.txt").is_file():
+            with loading("checkpoint", place, "path"):
+                return load_wordpiece(place)
+    raise FileNotFoundError(f"checkpoint: no tokenizer (tokenizer.json or vocab.txt) beside {str(files)!r}")
 
 
-def _add_bert_eval_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--eval-examples", type=at_least(4), default=2000, help="held-out examples to evaluate (default 2000)"
-    )
-    p.add_argument("--eval-batch-size", type=at_least(1), default=64)
-    p.add_argument("--padded", action="store_true", help="padded batches instead of packed ones (for comparison)")
-    p.add_argument("--cache-dir", default=None, help="cache root of the built examples (default $FASTPRETRAIN_CACHE)")
+def _add_eval_flags(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("evaluation")
+    group.add_argument("--eval-examples", type=at_least(4), default=2000,
+                       help="held-out examples to evaluate (default 2000)")  # fmt: skip
+    group.add_argument("--eval-batch-size", type=at_least(1), default=64, help="examples per batch (default 64)")
+    group.add_argument("--padded", action="store_true", help="padded batches instead of packed ones (for comparison)")
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    from fastpretrain.models import list_models
-    from fastpretrain.train import add_train_args
+def _add_cache_flag(group) -> None:
+    group.add_argument("--cache-dir", default=None, help="cache root of the built examples "
+                       "(default $FASTPRETRAIN_CACHE or ~/.cache/fastpretrain)")  # fmt: skip
 
-    bert = sub.add_parser("bert", help="pre-train and evaluate BERT (masked LM + next sentence prediction)")
-    actions = bert.add_subparsers(title="actions", metavar="<action>", required=True)
-    p = actions.add_parser("train", help="pre-train on a corpus", description=_bert_train.__doc__)
-    p.add_argument("--corpus", required=True, help="text file (.xz/.bz2/.gz) or directory: a paragraph a line, "
-                   "a blank line between documents")  # fmt: skip
-    p.add_argument(
-        "--tokenizer",
-        default=None,
-        help="vocab.txt, tokenizer.json or a directory; default: train WordPiece on the corpus",
-    )
-    p.add_argument("--vocab-size", type=at_least(8), default=30522, help="WordPiece vocabulary when training one")
-    p.add_argument(
-        "--cased", action="store_true", help="keep case and accents (default: uncased, as bert-base-uncased)"
-    )
-    p.add_argument("--size", choices=[name.removeprefix("bert_") for name in list_models("bert_*")], default="mini")
-    p.add_argument("--max-len", type=at_least(8), default=128, help="tokens per example, [CLS] and [SEP]s included")
-    p.add_argument("--heldout", type=at_least(0.0, float), default=0.01, help="fraction of documents held out for eval")
-    p.add_argument("--data-seed", type=at_least(0), default=0, help="seed of the pairs, the split and the masks")
-    p.add_argument("--mlm-probability", type=float, default=0.15)
-    p.add_argument("--whole-word", action="store_true", help="whole-word masking")
-    p.add_argument("--pre-norm", action="store_true", help="pre-norm layers with a final LayerNorm (default post-norm)")
-    p.add_argument("--dropout", type=at_least(0.0, float), default=0.1, help="hidden dropout")
-    p.add_argument(
-        "--attention-dropout", type=at_least(0.0, float), default=0.1, help="dropout inside the attention op"
-    )
-    _add_bert_eval_flags(p)
-    add_train_args(p)
+
+class BertCommand(ModelCommand):
+    name, model_class, default_model = "bert", BertForPreTraining, "bert_mini"
+    help = "pre-train and evaluate BERT (masked LM + next sentence prediction)"
+    train_help = ("pre-train BERT (MLM + NSP) on a corpus; evaluate on held-out documents; export post-norm "
+                  "models for Hugging Face")  # fmt: skip
+    eval_help = "held-out MLM / NSP metrics and a [CLS] probe of a run, a checkpoint or a Hugging Face export"
+    checkpoint_help = ModelCommand.checkpoint_help + ", or a Hugging Face BERT directory (a run's hf/)"
     # BERT's recipe: AdamW (0.9, 0.999), decay 0.01, warm-up then linear decay
-    p.set_defaults(run=_bert_train, out_dir="runs/bert", lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01,
-                   schedule="linear", warmup_steps=100, steps=10000, batch_size=32, precision="auto")  # fmt: skip
-    p = actions.add_parser("eval", help="held-out MLM / NSP metrics and a [CLS] probe", description=_bert_eval.__doc__)
-    p.add_argument(
-        "model", help="a bert train --out-dir, or a save_pretrained directory (config.json + model.safetensors)"
-    )
-    p.add_argument("--corpus", default=None, help="default: the run's corpus")
-    p.add_argument("--max-len", type=at_least(8), default=None)
-    p.add_argument("--heldout", type=at_least(0.0, float), default=None)
-    p.add_argument("--data-seed", type=at_least(0), default=None)
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    _add_bert_eval_flags(p)
-    p.set_defaults(run=_bert_eval)
+    recipe: ClassVar[dict] = {"out_dir": "runs/bert", "lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.01,
+                              "schedule": "linear", "warmup_steps": 100, "steps": 10000, "batch_size": 32}  # fmt: skip
+    derived = ("vocab_size", "pad_token_id", "max_position_embeddings")  # from the tokenizer and --max-len
+    model_help: ClassVar[dict] = {
+        "hidden_size": "width", "num_layers": "layers", "num_heads": "attention heads (default: hidden_size / 64)",
+        "intermediate_size": "MLP hidden width (default: 4 x hidden_size)", "type_vocab_size": "token types (segments)",
+        "hidden_dropout": "dropout of the embeddings and of each residual branch",
+        "attention_dropout": "dropout of the attention probabilities, inside the attention op "
+                             "(0 for CPU runs: the reference draws its bits slowly)",
+        "layer_norm_eps": "LayerNorm epsilon", "initializer_range": "std of the initial weights",
+        "pre_norm": "pre-norm layers with a final LayerNorm (no Hugging Face export); default post-norm",
+    }  # fmt: skip
+
+    def add_data_flags(self, p: argparse.ArgumentParser) -> None:
+        d = DATA_DEFAULTS
+        group = p.add_argument_group("data")
+        group.add_argument("--corpus", required=True, help=CORPUS_HELP)
+        group.add_argument("--tokenizer", default=None, help="vocab.txt, tokenizer.json or a directory; "
+                           "default: train WordPiece on the corpus")  # fmt: skip
+        group.add_argument("--vocab-size", type=at_least(8), default=30522,
+                           help="WordPiece vocabulary when training one (default 30522)")  # fmt: skip
+        group.add_argument("--cased", action="store_true", help="keep case and accents (default: uncased, as "
+                           "bert-base-uncased; applies to a vocab.txt and to a trained WordPiece)")  # fmt: skip
+        group.add_argument("--max-len", type=at_least(8), default=d["max_len"],
+                           help=f"tokens per example, [CLS] and [SEP]s included (default {d['max_len']})")  # fmt: skip
+        group.add_argument("--heldout", type=fraction(), default=d["heldout"],
+                           help=f"fraction of documents held out for eval (default {d['heldout']})")  # fmt: skip
+        group.add_argument("--data-seed", type=at_least(0), default=d["data_seed"],
+                           help=f"seed of the pairs, the split and the masks (default {d['data_seed']})")  # fmt: skip
+        group.add_argument("--mlm-probability", type=fraction(low_open=True), default=d["mlm_probability"],
+                           help=f"fraction of tokens selected for MLM (default {d['mlm_probability']})")  # fmt: skip
+        group.add_argument("--whole-word", action="store_true", help="whole-word masking")
+        _add_cache_flag(group)
+        _add_eval_flags(p)
+
+    def data(self, args: argparse.Namespace, config) -> TrainData:
+        from fastpretrain.data import (
+            collate_packed,
+            collate_padded,
+            load_wordpiece,
+            read_documents,
+            save_wordpiece,
+            train_wordpiece,
+        )
+
+        corpus = Path(args.corpus)
+        if not corpus.exists():
+            raise FileNotFoundError(f"--corpus: {str(corpus)!r} does not exist")
+        saved = Path(args.out_dir) / "tokenizer"
+        if (saved / "tokenizer.json").is_file():  # a resumed run keeps its tokenizer
+            with loading("--out-dir", saved, "path"):
+                tokenizer = load_wordpiece(saved)
+        elif args.tokenizer:
+            with loading("--tokenizer", args.tokenizer, "path"):
+                tokenizer = load_wordpiece(args.tokenizer, lowercase=not args.cased)
+        else:
+            with renamed("--corpus", "source", "path"):
+                paragraphs = [p for doc in read_documents(corpus) for p in doc]
+            tokenizer = train_wordpiece(paragraphs, vocab_size=args.vocab_size, lowercase=not args.cased)
+        settings = {"corpus": str(corpus.resolve()), **{k: getattr(args, k) for k in DATA_DEFAULTS if k != "corpus"}}
+        train = _examples(settings, tokenizer, "train", args.cache_dir)
+        pad_id = tokenizer.token_to_id("[PAD]")
+        vocab = tokenizer.get_vocab_size()
+        line = f"data         {len(train):,} training examples of at most {args.max_len} tokens, vocabulary {vocab:,}"
+        return TrainData(
+            train, partial(collate_padded, pad_id=pad_id) if args.padded else collate_packed,
+            model_fields={"vocab_size": vocab, "pad_token_id": pad_id,
+                          "max_position_embeddings": max(512, args.max_len)},
+            run={"data": settings}, lines=(line,), save=lambda out: save_wordpiece(tokenizer, out / "tokenizer"),
+            extras={"tokenizer": tokenizer, "settings": settings, "pad_id": pad_id},
+        )  # fmt: skip
+
+    def flops_per_item(self, model: BertForPreTraining, data: TrainData) -> float:
+        return model.flops_per_item(round(float(data.dataset.lengths().mean())))
+
+    def summary(self, trainer, history: list[dict]) -> str:
+        if not history:
+            return f"{trainer.step} steps; "
+        last = history[-1]
+        mlm, nsp = last.get("mlm_loss", float("nan")), last.get("nsp_accuracy", float("nan"))
+        return (f"{trainer.step} steps; last window: loss {last['loss']:.4f}, mlm {mlm:.4f}, nsp accuracy {nsp:.2%}, "
+                f"{last['items_per_s']:,.0f} tokens/s; ")  # fmt: skip
+
+    def after_training(self, args: argparse.Namespace, model, data: TrainData, trainer) -> None:
+        from fastpretrain.atomic import atomic_write
+        from fastpretrain.interop.hf import save_hf_bert
+
+        out, tokenizer, settings = Path(args.out_dir), data.extras["tokenizer"], data.extras["settings"]
+        if args.heldout > 0:
+            heldout = _examples(settings, tokenizer, "heldout", args.cache_dir)
+            result = _report(model, heldout, args, data.extras["pad_id"], trainer.device)
+            with atomic_write(out / "eval.json", "w") as f:
+                json.dump(result, f, indent=1)
+        if not model.config.pre_norm:
+            with torch.no_grad():
+                export = save_hf_bert(model, out / "hf", tokenizer)
+            print(f"exported     {export} (transformers.BertForPreTraining.from_pretrained loads it)")
+
+    def add_eval_flags(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--corpus", default=None, help="default: the run's corpus")
+        p.add_argument("--max-len", type=at_least(8), default=None, help="default: the run's")
+        p.add_argument("--heldout", type=fraction(), default=None, help="default: the run's")
+        p.add_argument("--data-seed", type=at_least(0), default=None, help="default: the run's")
+        _add_cache_flag(p)
+        _add_eval_flags(p)
+
+    def load(self, checkpoint: Path):
+        """Ours (a run, its weights, a checkpoint), else a Hugging Face export; with its tokenizer."""
+        from fastpretrain.interop.hf import load_hf_bert
+
+        weights = run_weights(checkpoint)
+        beside = (weights if weights.is_dir() else weights.parent) / CONFIG
+        with loading("checkpoint", beside):
+            hf = beside.is_file() and "model" not in json.loads(beside.read_text())
+        if not hf:
+            model, run = super().load(checkpoint)
+        else:
+            with loading("checkpoint", beside.parent, "directory"):
+                model, run = load_hf_bert(beside.parent), {}
+            print(f"model        {beside.parent} (Hugging Face)")
+        return model, {**run, "tokenizer": _tokenizer_of(weights)}
+
+    def evaluate(self, args: argparse.Namespace, model, run: dict, device) -> None:
+        settings = {**DATA_DEFAULTS, **run.get("data", {})}
+        for key in ("corpus", "max_len", "heldout", "data_seed"):
+            if getattr(args, key) is not None:
+                settings[key] = getattr(args, key)
+        if settings["corpus"] is None:
+            raise ValueError("--corpus: needed here (the model directory does not say which corpus it was trained on)")
+        tokenizer = run["tokenizer"]
+        dataset = _examples(settings, tokenizer, "heldout", args.cache_dir)
+        _report(model, dataset, args, tokenizer.token_to_id("[PAD]"), device)
+
+
+add_commands = BertCommand().add_commands

@@ -86,4 +86,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cache-dir", default=None, help="cache root (default $FASTPRETRAIN_CACHE or ~/.cache/fastpretrain)"
     )
-    p.set_defaults(run=_corpus)
+    p.set_defaults(run=_corpus, parser=p)

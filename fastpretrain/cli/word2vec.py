@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from fastpretrain.checks import INT32_MAX, INT64_MAX, UINT64_MAX
 from fastpretrain.cli.args import at_least
+from fastpretrain.cli.device import pick_device
+from fastpretrain.cli.errors import INTERRUPTED, loading
+from fastpretrain.cli.flags import add_config_flags, config_values, flag_errors
+from fastpretrain.models.word2vec import Word2VecConfig
 
 PROBES = ("king", "france", "computer", "war", "music", "water", "good", "three")
 # Vector files by suffix: word2vec.c's binary, its text format (fastText's .vec is the same), our full model.
 FORMATS = {".bin": "word2vec binary", ".txt": "word2vec text", ".vec": "word2vec text", ".safetensors": "full model"}
-INTERRUPTED = 130  # the shell's exit status after Ctrl-C
+# Help of Word2VecConfig's fields, gensim's names and defaults.
+CONFIG_HELP = {
+    "vector_size": "dimensions of the vectors", "sg": "1 skip-gram, 0 CBOW", "hs": "1 hierarchical softmax, 0 none",
+    "negative": "negatives per example (0 needs --hs 1)",
+    "window": "maximum window; each center draws b ~ U[1, window] unless --shrink-windows 0",
+    "sample": "subsampling threshold of frequent words (0 disables)",
+    "min_count": "drop words seen fewer times (0 keeps every word)",
+    "max_final_vocab": "keep at most N words, as gensim: those counted more often than the (N+1)-th (default: all)",
+    "max_vocab_size": "gensim's scan-time pruning of rare words while counting, not the final size (default: none)",
+    "sorted_vocab": "1: ids by decreasing count, as gensim; 0: in order of first count",
+    "alpha": "initial learning rate (default 0.025 skip-gram, 0.05 CBOW)",
+    "min_alpha": "final learning rate (default alpha * 1e-4)", "ns_exponent": "negatives drawn with count ** this",
+    "cbow_mean": "1: mean of the context rows, 0: their sum",
+    "shrink_windows": "1: each center's window is b ~ U[1, window]; 0: always the full window",
+    "max_sentence_length": "longer sentences are cut into pieces of this many words (word2vec.c's 1000)",
+    "shared_negatives": "1: HogBatch skip-gram, a center's window shares its negatives (speed mode)",
+    "epochs": "passes over the corpus", "seed": "seed of the initial vectors and of the sampling",
+    "workers": "corpus engine threads (default: one per CPU core, at most 1024)",
+    "batch_size": "pairs or examples per update (default 1024 on CPU, 65536 on a GPU)",
+}  # fmt: skip
 
 
 def _vector_path(flag: str, path: str) -> Path:
@@ -57,7 +78,8 @@ def _report_vectors(kv, args: argparse.Namespace) -> None:
     if not files:
         print("no evaluation sets: pass --questions/--wordsim/--simlex, or pip install 'fastpretrain[data]'")
     if "analogies" in files:
-        result = evaluate_word_analogies(kv, files["analogies"], restrict_vocab=args.restrict_vocab)
+        with loading("--questions", files["analogies"]):
+            result = evaluate_word_analogies(kv, files["analogies"], restrict_vocab=args.restrict_vocab)
         print(
             f"analogies    {result['total']:.1%} of {sum(s['correct'] + s['incorrect'] for s in result['sections'].values())}"
             f" questions (restrict_vocab {args.restrict_vocab}, {result['skipped']} skipped as out of vocabulary)"
@@ -79,20 +101,20 @@ def _word2vec_train(args: argparse.Namespace) -> None:
     from fastpretrain.data.corpus import cache_root
     from fastpretrain.models.word2vec import Word2Vec
 
+    with flag_errors(Word2VecConfig):  # the flags' one check: the config's own
+        model = Word2Vec(device=pick_device(args.device), **config_values(Word2VecConfig, args))
+    c = model.config
     out = check_writable("--out", _vector_path("--out", args.out))
     _eval_files(args)  # a missing evaluation file fails now, not after training
     cache = Path(args.cache_dir) if args.cache_dir else cache_root()
-    config = {k: getattr(args, k) for k in ("sg", "hs", "negative", "vector_size", "window", "sample", "min_count",
-              "max_final_vocab", "max_vocab_size", "alpha", "min_alpha", "epochs", "workers", "seed", "batch_size",
-              "cbow_mean", "shrink_windows", "shared_negatives")}  # fmt: skip
-    model = Word2Vec(device=args.device, **config)
     path = resolve_corpus(args.corpus, cache)
-    print(f"training {'skip-gram' if args.sg else 'CBOW'} with {'hierarchical softmax' if args.hs else ''}"
-          f"{' and ' if args.hs and args.negative else ''}{f'{args.negative} negatives' if args.negative else ''}"
+    print(f"training {'skip-gram' if c.sg else 'CBOW'} with {'hierarchical softmax' if c.hs else ''}"
+          f"{' and ' if c.hs and c.negative else ''}{f'{c.negative} negatives' if c.negative else ''}"
           f" on {path} ({model.device})", flush=True)  # fmt: skip
     try:
-        corpus = Corpus.build(path, min_count=args.min_count, max_final_vocab=args.max_final_vocab,
-                              max_vocab_size=args.max_vocab_size, cache_dir=cache)  # fmt: skip
+        corpus = Corpus.build(path, min_count=c.min_count, max_final_vocab=c.max_final_vocab,
+                              max_vocab_size=c.max_vocab_size, sorted_vocab=c.sorted_vocab,
+                              cache_dir=cache)  # fmt: skip
     except KeyboardInterrupt:
         _interrupted("while reading the corpus, before training: nothing was saved")
     try:
@@ -104,7 +126,7 @@ def _word2vec_train(args: argparse.Namespace) -> None:
         _interrupted(f"after {model.trained_fraction:.1%} of training: saved the partly trained vectors to {out}")
     _save(model, out)
     print(
-        f"trained      {len(model.vocab):,} words x {args.vector_size} at {model.words_per_second / 1e6:.2f} M words/s,"
+        f"trained      {len(model.vocab):,} words x {c.vector_size} at {model.words_per_second / 1e6:.2f} M words/s,"
         f" final loss {model.final_loss:.3f}; saved {out}"
     )
     try:
@@ -139,10 +161,11 @@ def _word2vec_eval(args: argparse.Namespace) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"vectors: {str(path)!r} does not exist")
     _eval_files(args)
-    if path.suffix == ".safetensors":
-        kv = Word2Vec.load(path).wv
-    else:
-        kv = KeyedVectors.load_word2vec_format(path, binary=path.suffix == ".bin")
+    with loading("vectors", path, "path"):
+        if path.suffix == ".safetensors":
+            kv = Word2Vec.load(path).wv
+        else:
+            kv = KeyedVectors.load_word2vec_format(path, binary=path.suffix == ".bin")
     print(f"vectors      {len(kv):,} words x {kv.vector_size} from {path}")
     _report_vectors(kv, args)
 
@@ -151,7 +174,8 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--questions", help="Google analogy file (default: questions-words.txt from gensim's wheel)")
     p.add_argument("--wordsim", help="WordSim-353 pairs (default: wordsim353.tsv from gensim's wheel)")
     p.add_argument("--simlex", help="SimLex-999 pairs (default: simlex999.txt from gensim's wheel)")
-    p.add_argument("--restrict-vocab", type=at_least(1), default=30000, help="evaluate the most frequent N words")
+    p.add_argument("--restrict-vocab", type=at_least(1), default=30000,
+                   help="evaluate the most frequent N words (default 30000)")  # fmt: skip
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -162,47 +186,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="text file (.xz/.bz2/.gz), directory, 'wiki206' (default: gensim's wheel) or 'corpus20m' (the "
                         "shared data folder: $FASTPRETRAIN_DATA or ../shared/data)")  # fmt: skip
     p.add_argument("--out", default="vectors.bin",
-                   help=".bin: word2vec binary, .txt or .vec: word2vec text, .safetensors: full model")  # fmt: skip
-    p.add_argument("--sg", type=int, choices=(0, 1), default=0, help="1 skip-gram, 0 CBOW (default)")
-    p.add_argument("--hs", type=int, choices=(0, 1), default=0, help="1 hierarchical softmax")
-    p.add_argument("--negative", type=at_least(0, high=2**20), default=5, help="negatives per example (0 with --hs 1)")
-    p.add_argument("--vector-size", type=at_least(1, high=2**20), default=100)
-    p.add_argument("--window", type=at_least(1, high=2**20), default=5)
-    p.add_argument("--shrink-windows", type=int, choices=(0, 1), default=1,
-                   help="1: each center's window is b ~ U[1, window] (default); 0: always the full window")  # fmt: skip
-    p.add_argument("--sample", type=at_least(0.0, float), default=1e-3, help="subsampling threshold (0 disables)")
-    p.add_argument("--min-count", type=at_least(0, high=INT64_MAX), default=5)
-    p.add_argument("--max-final-vocab", type=at_least(1, high=INT32_MAX), default=None,
-                   help="keep at most N words, as gensim: those counted more often than the (N+1)-th")  # fmt: skip
-    p.add_argument("--max-vocab-size", type=at_least(1, high=INT64_MAX), default=None,
-                   help="gensim's scan-time pruning of rare words while counting (not the final size)")  # fmt: skip
-    p.add_argument("--alpha", type=at_least(0.0, float), default=None, help="initial lr (0.025 sg, 0.05 CBOW)")
-    p.add_argument("--min-alpha", type=at_least(0.0, float), default=None, help="final lr (default alpha * 1e-4)")
-    p.add_argument("--cbow-mean", type=int, choices=(0, 1), default=1, help="1 mean of the context rows, 0 sum")
-    p.add_argument(
-        "--shared-negatives",
-        type=int,
-        choices=(0, 1),
-        default=0,
-        help="1: HogBatch skip-gram, a center's window shares its negatives (speed mode)",
-    )
-    p.add_argument("--epochs", type=at_least(1, high=INT32_MAX), default=5)
-    p.add_argument("--workers", type=at_least(1, high=1024), default=min(os.cpu_count() or 1, 1024),
-                   help="corpus engine threads")  # fmt: skip
-    p.add_argument("--seed", type=at_least(0, high=UINT64_MAX), default=1)
-    p.add_argument(
-        "--batch-size",
-        type=at_least(1, high=2**24),
-        default=None,
-        help="pairs or examples per update (default 1024 on CPU, 65536 on a GPU)",
-    )
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+                   help=".bin: word2vec binary (default vectors.bin), .txt or .vec: word2vec text, .safetensors: "
+                        "full model")  # fmt: skip
+    p.add_argument("--device", default=None, help="cuda, cuda:N or cpu (default: cuda when available)")
     p.add_argument(
         "--cache-dir", default=None, help="cache root (default $FASTPRETRAIN_CACHE or ~/.cache/fastpretrain)"
     )
+    add_config_flags(p, Word2VecConfig, title="word2vec (gensim's names and defaults)", helps=CONFIG_HELP)
     _add_eval_flags(p)
-    p.set_defaults(run=_word2vec_train)
+    p.set_defaults(run=_word2vec_train, parser=p)
     p = actions.add_parser("eval", help="evaluate saved vectors", description=_word2vec_eval.__doc__)
     p.add_argument("vectors", help="vectors.bin / .txt / .vec (word2vec.c formats) or model.safetensors")
     _add_eval_flags(p)
-    p.set_defaults(run=_word2vec_eval)
+    p.set_defaults(run=_word2vec_eval, parser=p)

@@ -84,18 +84,10 @@ class TrainConfig:
         return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
 
-def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """One ``--flag`` per TrainConfig field (``--out-dir``, ``--grad-accum``, ``--no-compile``, ...)."""
-    group = parser.add_argument_group("training")
-    for f in fields(TrainConfig):
-        flag, kw = (
-            "--" + f.name.replace("_", "-"),
-            {"default": f.default, "help": f"{f.metadata['help']} (default {f.default})"},
-        )
-        if isinstance(f.default, bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif isinstance(f.default, tuple):
-            group.add_argument(flag, type=float, nargs=len(f.default), **kw)
-        else:
-            group.add_argument(flag, type=type(f.default), choices=CHOICES.get(f.name), **kw)
+def add_train_args(parser: argparse.ArgumentParser, **defaults) -> argparse.ArgumentParser:
+    """One ``--flag`` per TrainConfig field (``--out-dir``, ``--grad-accum``, ``--no-compile``, ...);
+    ``defaults`` (a command's recipe, e.g. ``lr=1e-4``) replace TrainConfig's, in the help too."""
+    from fastpretrain.cli.flags import add_config_flags
+
+    add_config_flags(parser, TrainConfig, title="training", defaults=defaults, choices=CHOICES)
     return parser
