@@ -1,14 +1,16 @@
 """The layer library, on fastpretrain's ops, with torch.nn / timm constructor and forward conventions:
-attention, MLP, DropPath, LayerScale, patch embedding, positions, one configurable
-:class:`TransformerBlock`, the ViT encoder stack, MAE's masking steps and loss modules over the
-fused ops. Models are built from these and import nothing from ``fastpretrain.ops`` themselves."""
+attention, MLP, DropPath, LayerScale, patch embedding, positions (sin-cos tables, relative bias, rotary), one configurable
+:class:`TransformerBlock` with a KV cache for decoding, the ViT encoder stack, MAE's masking steps
+and loss modules over the fused ops. Models are built from these and import nothing from ``fastpretrain.ops`` themselves."""
 
 from fastpretrain.nn import functional
 from fastpretrain.nn.attention import HEAD_DIMS, MultiheadSelfAttention, check_heads
 from fastpretrain.nn.block import TransformerBlock
 from fastpretrain.nn.drop import DropPath
 from fastpretrain.nn.init import init_linear_and_norms
+from fastpretrain.nn.kv_cache import KVCache, cached_block
 from fastpretrain.nn.layer_scale import LayerScale
+from fastpretrain.nn.lm_loss import LMHeadLoss
 from fastpretrain.nn.losses import LinearCrossEntropyLoss, SampledSoftmaxLoss
 from fastpretrain.nn.masking import (
     Masking,
@@ -23,11 +25,14 @@ from fastpretrain.nn.mlp import Mlp
 from fastpretrain.nn.padding import Packed, repad, unpad
 from fastpretrain.nn.patch_embed import PatchEmbed
 from fastpretrain.nn.positions import RelativePositionBias, sincos_pos_embed_1d, sincos_pos_embed_2d
+from fastpretrain.nn.rotary import RotarySelfAttention, apply_rotary, positions_in_sequences, rope_tables
 from fastpretrain.nn.vit_encoder import ViTEncoder, check_vit_args
 
 __all__ = [
     "HEAD_DIMS",
     "DropPath",
+    "KVCache",
+    "LMHeadLoss",
     "LayerScale",
     "LinearCrossEntropyLoss",
     "Masking",
@@ -36,9 +41,12 @@ __all__ = [
     "Packed",
     "PatchEmbed",
     "RelativePositionBias",
+    "RotarySelfAttention",
     "SampledSoftmaxLoss",
     "TransformerBlock",
     "ViTEncoder",
+    "apply_rotary",
+    "cached_block",
     "check_heads",
     "check_mask_ratio",
     "check_vit_args",
@@ -47,8 +55,10 @@ __all__ = [
     "init_linear_and_norms",
     "masking_from_noise",
     "num_kept",
+    "positions_in_sequences",
     "random_masking",
     "repad",
+    "rope_tables",
     "sincos_pos_embed_1d",
     "sincos_pos_embed_2d",
     "unpad",
