@@ -141,8 +141,8 @@ class MAE(Pretrained, nn.Module):
 
     def random_masking(self, batch: int, mask_ratio: float, *, noise: torch.Tensor | None = None,
                        generator: torch.Generator | None = None, device=None) -> Masking:  # fmt: skip
-        """Per-sample random masking of the L patches (``noise`` [B, L] fixes it, as in MAE / HF)."""
-        mask_ratio = check_mask_ratio(mask_ratio, self.num_patches)
+        """Per-sample random masking of the L patches (``noise`` [B, L] fixes it, as in MAE / HF);
+        the masking op checks ``mask_ratio``."""
         if noise is not None:
             if tuple(noise.shape) != (batch, self.num_patches):
                 raise ValueError(f"noise: expected shape {(batch, self.num_patches)}, got {tuple(noise.shape)}")

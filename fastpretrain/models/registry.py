@@ -172,6 +172,11 @@ def _entry(name: str) -> tuple[type, dict]:
     return _MODELS[name]
 
 
+def model_class(name: str) -> type:
+    """The model class registered ``name`` builds (its ``config_class`` is the config's type)."""
+    return _entry(name)[0]
+
+
 def model_config(name: str, **overrides):
     """The config of registered model ``name`` with ``overrides`` (config fields) applied."""
     cls, defaults = _entry(name)

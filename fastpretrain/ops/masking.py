@@ -86,14 +86,19 @@ def masking_from_noise(noise: torch.Tensor, mask_ratio: float) -> Masking:
     return Masking(*_masking_op(noise.float(), _kept(noise.shape[1], mask_ratio)))
 
 
-def _kept(length: int, mask_ratio) -> int:
-    """How many of ``length`` positions ``mask_ratio`` keeps: at least one, or ValueError."""
+def check_mask_ratio(mask_ratio, length: int) -> float:
+    """``mask_ratio`` as a float in [0, 1) that keeps at least one of ``length`` positions, or a
+    ValueError naming it: the one check, made by the masking ops and by configs that hold a ratio."""
     mask_ratio = checks.real("mask_ratio", mask_ratio, "a float in [0, 1)", lambda r: 0.0 <= r < 1.0)
-    keep = num_kept(length, mask_ratio)
-    if keep < 1:
+    if num_kept(length, mask_ratio) < 1:
         raise ValueError(f"mask_ratio: {mask_ratio} keeps int({length} * (1 - {mask_ratio})) = 0 of "
                          f"length={length} positions; at least one must be kept")  # fmt: skip
-    return keep
+    return float(mask_ratio)
+
+
+def _kept(length: int, mask_ratio) -> int:
+    """How many of ``length`` positions ``mask_ratio`` keeps, checked."""
+    return num_kept(length, check_mask_ratio(mask_ratio, length))
 
 
 @torch.library.custom_op("fastpretrain::masking_from_noise", mutates_args=())

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from fastpretrain.models import BertForPreTraining, create_model, list_models, model_config
+from fastpretrain.models import MAE, BertForPreTraining, create_model, list_models, model_class, model_config
 from fastpretrain.models.registry import write_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -68,6 +68,7 @@ def test_registry_names_and_overrides():
     assert "mae_vit_fashion_mnist" in list_models("mae_*") and list_models("nope*") == []
     config = model_config("bert_mini", vocab_size=100)
     assert (config.num_layers, config.hidden_size, config.num_heads, config.vocab_size) == (4, 256, 4, 100)
+    assert model_class("bert_mini") is BertForPreTraining and model_class("mae_vit_fashion_mnist") is MAE
     with pytest.raises(ValueError, match="name: no model 'vit_tinny'; did you mean vit_tiny"):
         create_model("vit_tinny")
     with pytest.raises(TypeError, match="hidden: not a field of BertConfig"):
