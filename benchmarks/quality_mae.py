@@ -26,7 +26,8 @@ import torch
 from harness import Results, run_info
 from torch.utils.data import DataLoader, Subset
 
-from fastpretrain.data.images import FASHION_MNIST_MEAN, FASHION_MNIST_STD, RandomResizedCropFlip, Resize, fashion_mnist
+from fastpretrain.data.image_transforms import RandomResizedCropFlip, Resize
+from fastpretrain.data.images import FASHION_MNIST_MEAN, FASHION_MNIST_STD, fashion_mnist
 from fastpretrain.eval.probe import evaluate_features
 from fastpretrain.models import create_model
 from fastpretrain.train import TrainConfig, Trainer

@@ -98,7 +98,8 @@ class MAECommand(ModelCommand):
                            help="train on a seeded random subset of N images (default all)")  # fmt: skip
 
     def data(self, args: argparse.Namespace, config) -> TrainData:
-        from fastpretrain.data.images import RandomResizedCropFlip, Resize, image_dataset
+        from fastpretrain.data.image_transforms import RandomResizedCropFlip, Resize
+        from fastpretrain.data.images import image_dataset
 
         mean, std = _normalisation(args.data, config.in_chans, args.mean, args.std)
         with renamed("--crop-scale", "scale"):
@@ -144,7 +145,7 @@ class MAECommand(ModelCommand):
         import json
 
         from fastpretrain.atomic import atomic_write, check_writable
-        from fastpretrain.data.images import Resize
+        from fastpretrain.data.image_transforms import Resize
         from fastpretrain.eval.probe import evaluate_features, extract_features
         from fastpretrain.eval.visualize import save_reconstruction_grid
 

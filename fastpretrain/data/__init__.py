@@ -2,7 +2,7 @@
 corpus engine, documents and sentences, named corpora), vocabularies and WordPiece tokenizers,
 word2vec batches from the engine's stream, BERT's sentence-pair examples and MLM masking, packed or
 padded batches of variable-length sequences for any model, id samplers with their log-probabilities,
-and image datasets (folders, IDX, NumPy arrays, Fashion-MNIST) with MAE's augmentation."""
+image datasets (folders, IDX, NumPy arrays, Fashion-MNIST) and image transforms (MAE's augmentation)."""
 
 from fastpretrain.data.bert_examples import BertExamples
 from fastpretrain.data.collate import collate_packed, collate_padded
@@ -13,20 +13,18 @@ from fastpretrain.data.images import (
     ArrayDataset,
     IDXDataset,
     ImageFolder,
-    Normalize,
-    RandomResizedCropFlip,
-    Resize,
     fashion_mnist,
     image_dataset,
 )  # fmt: skip
+from fastpretrain.data.image_transforms import Normalize, RandomResizedCropFlip, Resize
 from fastpretrain.data.mlm_masking import MlmMasking
-from fastpretrain.data.samplers import AliasSampler, LogUniformSampler, UniformSampler, UnigramSampler
+from fastpretrain.data.samplers import AliasSampler, Candidates, LogUniformSampler, UniformSampler, UnigramSampler
 from fastpretrain.data.vocab import HuffmanCodes, Vocab
 from fastpretrain.data.word2vec_batches import Word2VecBatch, Word2VecBatches
 from fastpretrain.data.wordpiece import load_wordpiece, save_wordpiece, train_wordpiece
 
 __all__ = [
-    "AliasSampler", "ArrayDataset", "BertExamples", "Corpus", "HuffmanCodes", "IDXDataset", "ImageFolder",
+    "AliasSampler", "ArrayDataset", "BertExamples", "Candidates", "Corpus", "HuffmanCodes", "IDXDataset", "ImageFolder",
     "LogUniformSampler", "MlmMasking", "Normalize", "RandomResizedCropFlip", "Resize", "UniformSampler",
     "UnigramSampler", "Vocab", "Word2VecBatch", "Word2VecBatches", "cache_root", "collate_packed", "collate_padded",
     "fashion_mnist", "find_data", "image_dataset", "load_wordpiece", "read_documents", "resolve_corpus",

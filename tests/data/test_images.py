@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from fastpretrain.data.images import (
-    ArrayDataset, IDXDataset, ImageFolder, RandomResizedCropFlip, Resize, fashion_mnist, image_dataset, read_idx,
+    ArrayDataset, IDXDataset, ImageFolder, fashion_mnist, image_dataset, read_idx,
 )  # fmt: skip
+from fastpretrain.data.image_transforms import Resize
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -91,32 +92,6 @@ def test_arrays_npy_and_npz(tmp_path):
     assert ArrayDataset(np.zeros((2, 3, 3), np.uint8), labels=np.array([0, 1]))[1][0].shape == (1, 3, 3)
 
 
-def test_augmentation_shapes_ranges_and_seeds():
-    img = torch.rand(1, 28, 28)
-    aug = RandomResizedCropFlip(28, mean=[0.5], std=[0.25])
-    outs = [aug(img, generator=torch.Generator().manual_seed(s)) for s in (0, 0, 1)]
-    assert outs[0].shape == (1, 28, 28) and -2 <= outs[0].min() and outs[0].max() <= 2
-    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
-    torch.manual_seed(5)
-    a = aug(img)
-    torch.manual_seed(5)
-    assert torch.equal(a, aug(img))  # the global RNG, which the Trainer seeds
-    # crop boxes lie inside the image and cover 20-100% of it (within rounding)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(200):
-        top, left, h, w = aug.box(28, 40, g)
-        assert 0 <= top and top + h <= 28 and 0 <= left and left + w <= 40
-        assert 0.18 <= h * w / (28 * 40) <= 1.0 and 3 / 4 - 0.1 <= w / h <= 4 / 3 + 0.1
-    # the whole image at full scale and a fixed aspect ratio, unflipped, is the image itself
-    ident = RandomResizedCropFlip(28, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False)
-    assert torch.allclose(ident(img), img, atol=1e-6)
-    flipped = RandomResizedCropFlip(28, scale=(1.0, 1.0), ratio=(1.0, 1.0))
-    seen = {torch.allclose(flipped(img, torch.Generator().manual_seed(s)), img.flip(-1), atol=1e-6) for s in range(8)}
-    assert seen == {True, False}  # flipped sometimes, not always
-    rgb = RandomResizedCropFlip(16)(torch.rand(3, 40, 30))
-    assert rgb.shape == (3, 16, 16) and 0 <= rgb.min() and rgb.max() <= 1
-
-
 def test_bad_input_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="image folder .* does not exist"):
         ImageFolder(tmp_path / "missing")
@@ -139,5 +114,3 @@ def test_bad_input_errors(tmp_path):
         fashion_mnist("train", root=tmp_path)
     with pytest.raises(ValueError, match="split"):
         fashion_mnist("valid")
-    with pytest.raises(ValueError, match="scale"):
-        RandomResizedCropFlip(28, scale=(0.5, 0.2))
