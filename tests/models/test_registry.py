@@ -16,16 +16,21 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Small inputs; the registered widths and heads, and their depths but for the base and large sizes,
 # cut to two blocks to keep the test in seconds (tests/test_vit.py counts their parameters at full depth).
-INPUTS = {"vit": dict(img_size=32), "mae": dict(img_size=32), "bert": dict(vocab_size=128, max_position_embeddings=16)}
-SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "bert": dict(num_layers=2)}
+INPUTS = {
+    "vit": dict(img_size=32),
+    "mae": dict(img_size=32),
+    "bert": dict(vocab_size=128, max_position_embeddings=16),
+    "gpt": dict(vocab_size=128, block_size=16),
+}
+SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "bert": dict(num_layers=2), "gpt": dict(num_layers=2)}
 
 
 def family(name: str) -> str:
-    return next(f for f in ("mae", "vit", "bert") if name.startswith(f))
+    return next(f for f in ("mae", "vit", "bert", "gpt") if name.startswith(f))
 
 
 def small(name: str) -> dict:
-    deep = "_base" in name or "_large" in name
+    deep = any(size in name for size in ("_base", "_large", "_124m", "_350m"))
     return {**INPUTS[family(name)], **(SHALLOW[family(name)] if deep else {})}
 
 
@@ -39,6 +44,10 @@ def run(model, name: str) -> torch.Tensor:
                      mlm_positions=torch.tensor([1, 5, 8]), mlm_labels=torch.tensor([3, 9, 27]),
                      nsp_labels=torch.tensor([0, 1]))  # fmt: skip
         return model(**batch)["loss"]
+    if kind == "gpt":
+        ids = torch.randint(0, 128, (12,), generator=g)
+        labels = torch.cat([ids[1:], torch.tensor([-100])])
+        return model(ids, labels, cu_seqlens=torch.tensor([0, 5, 12], dtype=torch.int32))["loss"]
     c = model.config
     imgs = torch.randn(2, c.in_chans, c.img_size, c.img_size, generator=g)
     if kind == "mae":

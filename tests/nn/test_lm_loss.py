@@ -11,8 +11,9 @@ from fastpretrain.nn import LMHeadLoss
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize(("smoothing", "z_loss", "with_bias"), [(0.0, 0.0, False), (0.1, 0.0, True),
-                                                                 (0.0, 1e-2, False), (0.2, 3e-2, True)])
+@pytest.mark.parametrize(
+    ("smoothing", "z_loss", "with_bias"), [(0.0, 0.0, False), (0.1, 0.0, True), (0.0, 1e-2, False), (0.2, 3e-2, True)]
+)
 def test_equals_the_materialised_formulas(smoothing, z_loss, with_bias):
     g = torch.Generator().manual_seed(0)
     n, d, v = 13, 16, 37
