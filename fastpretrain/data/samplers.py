@@ -13,11 +13,19 @@ torch Generator on ``device``; ``sampler.log_prob(ids)`` is float32 log Q of ids
 
 With S candidates the expected count of id k is S Q(k): log S shifts every logit alike and cancels
 in the softmax, so log Q is the whole correction.
+
+:meth:`candidates` is TensorFlow's ``*_candidate_sampler``: S candidates shared by the batch and the
+expected counts of the targets and of the candidates, whose logs the sampled softmax subtracts.
+With ``unique=True`` draws are repeated until S distinct ids are seen, and an id's expected count
+is TF's ``range_sampler`` formula 1 - (1 - Q)^num_tries; all on the sampler's device, one host
+sync per call (is the block of draws enough).
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -26,13 +34,78 @@ from fastpretrain import _C
 from fastpretrain.checks import INT32_MAX, check_float, check_int
 
 
+class Candidates(NamedTuple):
+    """What :meth:`candidates` returns, as TF's candidate samplers (plus ``num_tries``)."""
+
+    sampled: torch.Tensor  # [S] int32 ids shared by the batch
+    true_expected_count: torch.Tensor  # [N] float32 expected count of each target among the draws
+    sampled_expected_count: torch.Tensor  # [S] float32
+    num_tries: torch.Tensor  # int64 scalar: draws made (S when not unique)
+
+
+def first_unique(draws: torch.Tensor, num_sampled: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The first ``num_sampled`` distinct ids of the sequence ``draws``, in order of first
+    appearance, and how many draws it took to see them (TF's ``num_tries``); None if the
+    sequence holds fewer distinct ids."""
+    ids, inverse = torch.unique(draws, return_inverse=True)
+    if ids.numel() < num_sampled:  # the host sync
+        return None
+    position = torch.arange(draws.numel(), device=draws.device)
+    first = torch.full(ids.shape, draws.numel(), device=draws.device).scatter_reduce_(0, inverse, position, "amin")
+    first, order = first.sort()
+    return ids[order[:num_sampled]], first[num_sampled - 1] + 1
+
+
 class _Sampler:
     """The device and the seeded generator every sampler draws from."""
 
     def __init__(self, num_classes: int, device: torch.device | str = "cpu", seed: int = 0) -> None:
         self.num_classes = check_int("num_classes", num_classes, 1, INT32_MAX)
         self.device = torch.device(device)
-        self.generator = torch.Generator(self.device).manual_seed(check_int("seed", seed, 0))
+        self.seed = check_int("seed", seed, 0)
+        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        self._block = 0  # draws of a unique-sampling call's first round: as many as the last call needed
+
+    def support(self) -> int:
+        """How many ids can be drawn (Q > 0)."""
+        return self.num_classes
+
+    def expected_count(self, ids: torch.Tensor, num_tries: torch.Tensor | int, unique: bool) -> torch.Tensor:
+        """TF's expected count of ``ids`` after ``num_tries`` draws: 1 - (1 - Q)^num_tries for
+        unique sampling, num_tries * Q otherwise; float32, computed in float64."""
+        q = self.log_prob(ids).double().exp()
+        tries = torch.as_tensor(num_tries, dtype=torch.float64, device=q.device)
+        return (-torch.expm1(tries * torch.log1p(-q)) if unique else tries * q).float()
+
+    def candidates(self, num_sampled: int, targets: torch.Tensor, unique: bool = False) -> Candidates:
+        """``num_sampled`` candidate ids shared by the batch and the expected counts of ``targets``
+        and of the candidates (TF's ``log_uniform_candidate_sampler`` and its siblings). ``unique``:
+        distinct candidates, drawn until ``num_sampled`` distinct ids are seen."""
+        check_int("num_sampled", num_sampled, 1, self.support() if unique else INT32_MAX)
+        if not unique:
+            sampled, tries = self(num_sampled), torch.tensor(num_sampled, device=self.device)
+        else:
+            draws = self(max(self._block, num_sampled))
+            while (found := first_unique(draws, num_sampled)) is None:
+                draws = torch.cat([draws, self(draws.numel())])
+            sampled, tries = found
+            self._block = max(self._block, draws.numel())  # no second sync: the draws that sufficed
+            sampled = sampled.int()
+        targets = targets.to(self.device)
+        return Candidates(sampled, self.expected_count(targets, tries, unique),
+                          self.expected_count(sampled, tries, unique), tries)  # fmt: skip
+
+    def to(self, device: torch.device | str):
+        """This sampler on ``device`` (tables moved, a generator of the same seed there)."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        moved = copy.copy(self)
+        moved.device, moved.generator = device, torch.Generator(device).manual_seed(self.seed)
+        for name, value in vars(self).items():
+            if torch.is_tensor(value):
+                setattr(moved, name, value.to(device))
+        return moved
 
 
 class AliasSampler(_Sampler):
@@ -56,6 +129,9 @@ class AliasSampler(_Sampler):
         column = torch.randint(0, self.num_classes, shape, device=self.device, generator=self.generator)
         coin = torch.randint(0, 2**32, shape, device=self.device, generator=self.generator)
         return torch.where(coin < self.thresholds[column], column, self.aliases[column]).int()
+
+    def support(self) -> int:
+        return int((self._log_q > -math.inf).sum())
 
     def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
         """log Q of ``ids`` (-inf for a weight of 0)."""
