@@ -89,4 +89,5 @@ class SampledSoftmax(nn.Module):
             return self.full_loss(hidden, self.weight, targets, self.bias)
         self.sampler = self.sampler.to(hidden.device)
         sampled, true_count, sampled_count, _ = self.sampler.candidates(self.num_sampled, targets, self.unique)
-        return self.sampled_loss(hidden, self.weight, targets, sampled, true_count.log(), sampled_count.log(), self.bias)
+        log_true, log_sampled = true_count.log(), sampled_count.log()
+        return self.sampled_loss(hidden, self.weight, targets, sampled, log_true, log_sampled, self.bias)

@@ -52,15 +52,11 @@ def test_expected_counts_are_tensorflows_formula(name, unique):
         assert c.sampled.dtype == torch.int32 and c.sampled.shape == (s,) and c.sampled.device.type == DEVICE
         q = sampler.log_prob(torch.arange(len(COUNTS), device=DEVICE)).double().exp().cpu().numpy()
         tries = int(c.num_tries)
-        if unique:
-            assert len(set(c.sampled.tolist())) == s and tries >= s
-            want = lambda ids: 1 - (1 - q[ids]) ** tries  # noqa: E731
-        else:
-            assert tries == s
-            want = lambda ids: s * q[ids]  # noqa: E731
+        assert len(set(c.sampled.tolist())) == s and tries >= s if unique else tries == s
         for got, ids in ((c.true_expected_count, targets), (c.sampled_expected_count, c.sampled)):
+            p = q[ids.cpu().numpy()]
             assert got.dtype == torch.float32
-            np.testing.assert_allclose(got.cpu().numpy(), want(ids.cpu().numpy()), rtol=1e-6)
+            np.testing.assert_allclose(got.cpu().numpy(), 1 - (1 - p) ** tries if unique else s * p, rtol=1e-6)
 
 
 def test_unique_candidates_follow_the_draws():
