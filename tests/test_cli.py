@@ -53,7 +53,19 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["corpus", "--corpus", str(tmp_path / "t"), "--window", "0"])
     assert exit_info.value.code == 2
-    assert "argument --window: expected a value in [1, 1048576], got 0" in capsys.readouterr().err
+    assert "argument --window: expected an int in [1, 1048576], got 0" in capsys.readouterr().err
+
+
+def test_corpus_flags_are_word2vecs(capsys):
+    """corpus's vocabulary and batch flags are Word2VecConfig's, checked by it, with the command's own defaults."""
+    with pytest.raises(SystemExit):
+        main(["corpus", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "pairs or examples per batch (default 16384)" in out and "1 skip-gram pairs, 0 CBOW examples (default 1)" in out
+    assert "passes over the corpus (default 1)" in out and "--vector-size" not in out
+    with pytest.raises(SystemExit):
+        main(["corpus", "--negative", "0"])
+    assert "argument --negative: 0 needs hs=1" in capsys.readouterr().err
 
 
 def test_word2vec_train_then_eval(tmp_path, capsys):

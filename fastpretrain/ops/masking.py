@@ -91,8 +91,8 @@ def check_mask_ratio(mask_ratio, length: int) -> float:
     ValueError naming it: the one check, made by the masking ops and by configs that hold a ratio."""
     mask_ratio = checks.real("mask_ratio", mask_ratio, "a float in [0, 1)", lambda r: 0.0 <= r < 1.0)
     if num_kept(length, mask_ratio) < 1:
-        raise ValueError(f"mask_ratio: {mask_ratio} keeps int({length} * (1 - {mask_ratio})) = 0 of "
-                         f"length={length} positions; at least one must be kept")  # fmt: skip
+        raise ValueError(f"mask_ratio: {mask_ratio} keeps no patch of {length}: int({length} * (1 - {mask_ratio})) "
+                         "= 0, and at least one must be kept")  # fmt: skip
     return float(mask_ratio)
 
 
