@@ -229,6 +229,17 @@ def test_bad_config(config, match):
         TrainConfig(**config)
 
 
+def test_cuda_device_that_is_not_there(tmp_path, monkeypatch):
+    """A CUDA device the machine lacks is a ValueError naming device, before anything is built or written."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="device: 'cuda:3' asked for, but only 1 CUDA devices are available"):
+        Trainer(Regression(), dataset(16), TrainConfig(out_dir=str(tmp_path / "run"), batch_size=8, device="cuda:3"))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ValueError, match="device: 'cuda' asked for, but no CUDA device is available"):
+        Trainer(Regression(), dataset(16), TrainConfig(out_dir=str(tmp_path / "run"), batch_size=8, device="cuda"))
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "data,match",
     [(TensorDataset(torch.empty(0, 4), torch.empty(0, 1)), "data: the dataset is empty"),

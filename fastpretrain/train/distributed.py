@@ -21,6 +21,10 @@ def setup(device: str = "auto") -> tuple[int, int, torch.device]:
     dev = torch.device(device)
     if dev.type == "cuda":
         dev = torch.device("cuda", local_rank if dev.index is None else dev.index)
+        count = torch.cuda.device_count()
+        if dev.index >= count:
+            raise ValueError(f"device: {device!r} asked for, but " + (f"only {count} CUDA devices are available"
+                             if count else "no CUDA device is available"))  # fmt: skip
         torch.cuda.set_device(dev)
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", device_id=dev if dev.type == "cuda" else None)
