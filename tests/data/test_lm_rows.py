@@ -26,7 +26,7 @@ TEXT = "It's 2026: the quick brown fox — naïve café — jumps over the lazy 
 
 def corpus(tmp_path, n=40):
     rng = np.random.default_rng(0)
-    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]
     docs = [[" ".join(rng.choice(words, rng.integers(3, 30))).capitalize() + "." for _ in range(rng.integers(1, 4))]
             for _ in range(n)]  # fmt: skip
     path = tmp_path / "docs.txt"
