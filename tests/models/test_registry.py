@@ -21,17 +21,18 @@ INPUTS = {
     "mae": dict(img_size=32),
     "bert": dict(vocab_size=128, max_position_embeddings=16),
     "gpt": dict(vocab_size=128, block_size=16),
+    "nnlm": dict(vocab_size=128, num_sampled=16),
 }
 SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "bert": dict(num_layers=2), "gpt": dict(num_layers=2)}
 
 
 def family(name: str) -> str:
-    return next(f for f in ("mae", "vit", "bert", "gpt") if name.startswith(f))
+    return next(f for f in ("mae", "vit", "bert", "gpt", "nnlm") if name.startswith(f))
 
 
 def small(name: str) -> dict:
     deep = any(size in name for size in ("_base", "_large", "_124m", "_350m"))
-    return {**INPUTS[family(name)], **(SHALLOW[family(name)] if deep else {})}
+    return {**INPUTS[family(name)], **(SHALLOW.get(family(name), {}) if deep else {})}
 
 
 def run(model, name: str) -> torch.Tensor:
@@ -48,6 +49,8 @@ def run(model, name: str) -> torch.Tensor:
         ids = torch.randint(0, 128, (12,), generator=g)
         labels = torch.cat([ids[1:], torch.tensor([-100])])
         return model(ids, labels, cu_seqlens=torch.tensor([0, 5, 12], dtype=torch.int32))["loss"]
+    if kind == "nnlm":
+        return model(torch.randint(0, 128, (2, 12), generator=g))["loss"]
     c = model.config
     imgs = torch.randn(2, c.in_chans, c.img_size, c.img_size, generator=g)
     if kind == "mae":
