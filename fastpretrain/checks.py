@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from numbers import Real
 
 import numpy as np
@@ -35,3 +36,20 @@ def check_float(name: str, value, low: float | None = None, hint: str = "") -> f
         expected = "a finite number" + ("" if low is None else f" >= {low}")
         raise ValueError(f"{name}: expected {expected}{hint}, got {value!r}")
     return float(value)
+
+
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def host_memory_bytes() -> int:
+    """The memory this process may use: the machine's RAM, or less where a cgroup (a container, a
+    batch job) limits it (v2 ``memory.max`` or v1 ``memory.limit_in_bytes``)."""
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for path in CGROUP_LIMITS:
+        try:
+            text = open(path).read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            memory = min(memory, int(text))
+    return memory
