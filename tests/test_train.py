@@ -120,6 +120,24 @@ def test_resume_after_crash_equals_uninterrupted(tmp_path):
     assert losses(tmp_path / "resumed") == losses(tmp_path / "straight")
 
 
+def test_resume_with_loader_workers_equals_uninterrupted(tmp_path):
+    """With DataLoader workers the augmentations run in the workers, whose RNGs no checkpoint holds:
+    each batch is fetched under RNGs seeded for it, so a resumed run (and another worker count)
+    sees the same inputs as the straight run."""
+    straight = trainer(tmp_path / "straight", num_workers=2)
+    straight_rows = straight.fit()
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        trainer(tmp_path / "resumed", ckpt_every=5, hook=crash_at(7), num_workers=2).fit()
+    resumed = trainer(tmp_path / "resumed", model_seed=123, ckpt_every=5, resume=True, num_workers=1)
+    resumed_rows = resumed.fit()
+    assert_same_params(params(resumed), params(straight))
+    assert [r["loss"] for r in resumed_rows] == [r["loss"] for r in straight_rows[5:]]
+    inputs = [next(iter(trainer(tmp_path / f"w{w}", num_workers=w).data))[0] for w in (1, 2)]
+    assert torch.equal(*inputs)
+    zero = next(iter(trainer(tmp_path / "w0", num_workers=0, augmented=False).data))[0]
+    assert not torch.equal(inputs[0], zero)  # the noise was added
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_after_the_step_with_a_checkpoint(tmp_path, sig, capsys):
     """A signal is not a finished run: fit() checkpoints, says so and raises Interrupted, whose
