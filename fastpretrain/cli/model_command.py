@@ -117,6 +117,10 @@ class ModelCommand:
         self.add_eval_flags(p)
         p.add_argument("--device", default=None, help="cuda, cuda:N or cpu (default: cuda when available)")
         p.set_defaults(run=self.eval, parser=p)
+        self.add_actions(actions)
+
+    def add_actions(self, actions: argparse._SubParsersAction) -> None:
+        """More actions than train and eval (GPT's generate)."""
 
     def model_overrides(self, args: argparse.Namespace) -> dict:
         """The model config fields given on the command line (the others are the --model's)."""

@@ -1,3 +1,3 @@
 """Conversions to and from other projects' formats, one module per format: :mod:`~fastpretrain.interop.hf`
-(Hugging Face BERT and ViTMAE), :mod:`~fastpretrain.interop.hf_gpt` (Hugging Face GPT-2) and :mod:`~fastpretrain.interop.timm` (ViT, original MAE encoders),
-both on the rename tables of :mod:`~fastpretrain.interop.rename`."""
+(Hugging Face BERT and ViTMAE), :mod:`~fastpretrain.interop.hf_gpt` (Hugging Face GPT-2) and
+:mod:`~fastpretrain.interop.timm` (ViT, original MAE encoders), all on the rename tables of :mod:`~fastpretrain.interop.rename`."""
