@@ -91,6 +91,24 @@ def cross_entropy_workload(n, d, v, bias, dtype) -> Callable[[], None]:
     return run
 
 
+def infonce_workload(n, d, mode, dtype) -> Callable[[], None]:
+    """A contrastive batch: CLIP's symmetric loss, SimCLR's (n = 2 x views) or SigLIP's, learnable scale."""
+
+    def run():
+        q, k = _leaf(n, d, dtype=dtype), _leaf(n, d, dtype=dtype)
+        scale = torch.tensor(14.3, requires_grad=True)
+        if mode == "siglip":
+            loss = ops.siglip_loss(q, k, scale, torch.tensor(-10.0, requires_grad=True))
+        elif mode == "simclr":
+            targets, exclude = ops.simclr_targets(n // 2)
+            loss = ops.infonce_loss(q, q, scale, targets=targets, exclude=exclude)
+        else:
+            loss = ops.infonce_loss(q, k, scale, symmetric=True)
+        loss.backward()
+
+    return run
+
+
 def masking_workload(b, length, d, dd, ratio, dtype, param_dtype) -> Callable[[], None]:
     """MAE's encoder gather and decoder unshuffle, params in ``param_dtype`` (float32 under autocast)."""
 
@@ -167,6 +185,9 @@ def workloads() -> dict[str, tuple[str, Callable[[], None]]]:
             "masking",
             masking_workload(256, 49, 192, 128, 0.75, dtype, torch.float32),
         )
+        for name, n, d, mode in (("CLIP B32768 D512", 32768, 512, "clip"), ("SimCLR B4096 D128", 8192, 128, "simclr"),
+                                 ("SigLIP B16384 D768", 16384, 768, "siglip")):  # fmt: skip
+            out[f"infonce {name} {t}"] = ("infonce", infonce_workload(n, d, mode, dtype))
         for bias in (True, False):
             out[f"sampled_softmax NNLM{' bias' * bias} {t}"] = (
                 "sampled_softmax",

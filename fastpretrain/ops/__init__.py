@@ -16,6 +16,13 @@ from fastpretrain.ops.attention import (
 )
 from fastpretrain.ops.cross_entropy import linear_cross_entropy, linear_cross_entropy_reference
 from fastpretrain.ops.dispatch import kernels_on_cpu, use_kernels
+from fastpretrain.ops.infonce import (
+    infonce_loss,
+    infonce_loss_reference,
+    siglip_loss,
+    siglip_loss_reference,
+    simclr_targets,
+)
 from fastpretrain.ops.masking import (
     Masking,
     gather_visible,
@@ -44,6 +51,8 @@ __all__ = [
     "gather_visible",
     "gather_visible_reference",
     "hs_update_reference",
+    "infonce_loss",
+    "infonce_loss_reference",
     "kernels_on_cpu",
     "linear_cross_entropy",
     "linear_cross_entropy_reference",
@@ -53,6 +62,9 @@ __all__ = [
     "sampled_softmax_loss",
     "sampled_softmax_loss_reference",
     "shared_ns_update_reference",
+    "siglip_loss",
+    "siglip_loss_reference",
+    "simclr_targets",
     "unshuffle_tokens",
     "unshuffle_tokens_reference",
     "use_kernels",

@@ -14,6 +14,7 @@ from fastpretrain.ops.dispatch import use_kernel
 LAUNCHERS = {
     "attention": ("attention_forward", "attention_backward"),
     "cross_entropy": ("linear_cross_entropy_forward", "linear_cross_entropy_backward"),
+    "infonce": ("infonce_lse", "infonce_col_lse", "siglip_rows", "contrastive_backward"),
     "masking": ("masking_from_noise", "gather_forward", "gather_backward", "unshuffle_forward", "unshuffle_backward"),
     "sampled_softmax": ("sampled_softmax_forward", "sampled_softmax_backward"),
     "word2vec": ("ns_update", "hs_update", "shared_update"),
@@ -46,6 +47,8 @@ def every_op() -> list[torch.Tensor]:
     out.append(ops.linear_cross_entropy(hidden, weight, torch.tensor([0, 5, 2, 1])))
     out.append(ops.sampled_softmax_loss(hidden, weight, torch.tensor([0, 5, 2, 1]), torch.tensor([3, 4]),
                                         torch.zeros(4), torch.zeros(2)))  # fmt: skip
+    out.append(ops.infonce_loss(hidden, weight, 2.0, symmetric=False))
+    out.append(ops.siglip_loss(hidden, weight, 2.0, -1.0))
     m = ops.random_masking(2, 6, 0.5, generator=torch.Generator().manual_seed(1))
     x = torch.randn(2, 6, 4, generator=g, requires_grad=True)
     visible = ops.gather_visible(x, torch.zeros(6, 4), m.ids_keep)
