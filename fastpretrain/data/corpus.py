@@ -5,7 +5,9 @@ disk; the ids are then remapped in place to the final, frequency-sorted vocabula
 memory-mapped, so a corpus of 1e9 tokens never becomes 1e9 Python objects. Corpora read from
 files are cached under a key of the files' paths, sizes and mtimes and the vocabulary settings;
 a cache entry is published by one directory rename and checked (sizes, CRC-32s) whenever it is
-opened, so a damaged one is rebuilt rather than trusted.
+opened, so a damaged one is rebuilt rather than trusted. Publishing an entry deletes the entries no
+run can hit again: those of an older format, or of files since changed or removed, and builds
+abandoned over a day ago.
 
 Text is split on whitespace as Python's ``str.split()`` splits it (as gensim's ``LineSentence``
 reads a file): ASCII whitespace, ``\x1c``-``\x1f`` and the Unicode spaces (NBSP, U+2028,
@@ -23,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import warnings
 import zlib
 from collections.abc import Iterable, Sequence
@@ -110,9 +113,10 @@ class Corpus:
         files = text_files(source) if isinstance(source, (str, os.PathLike)) else None
         if files is None and isinstance(source, (bytes, np.ndarray)):
             raise TypeError(f"source: expected a path or an iterable of token lists, got {type(source).__name__}")
-        target = None
+        target = stats = None
         if files is not None:
-            target = root / "corpora" / _cache_key(files, settings, vocab)
+            stats = _file_stats(files)
+            target = root / "corpora" / _cache_key(stats, settings, vocab)
             cached = _open_cached(target)
             if cached is not None:
                 return cached
@@ -126,7 +130,7 @@ class Corpus:
                     _encode_files(encoder, files, out, progress)
                 else:
                     _encode_sentences(encoder, source, out)
-            built = _finish(encoder, work, files, settings, vocab)
+            built = _finish(encoder, work, files, stats, settings, vocab)
             if target is None:  # iterable source: keep the ids in memory, drop the files
                 built = cls(built.vocab, np.array(built.ids), built.n_words, None)
                 shutil.rmtree(work)
@@ -138,6 +142,7 @@ class Corpus:
                 if not (target / "meta.json").is_file():
                     raise
                 shutil.rmtree(work)
+            prune_cache(root / "corpora")
             return cls.load(target)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
@@ -178,8 +183,7 @@ def _settings(min_count, max_final_vocab, max_vocab_size, sorted_vocab) -> dict:
     return settings
 
 
-def _cache_key(files: list[Path], settings: dict, vocab: Vocab | None) -> str:
-    stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+def _cache_key(stats: list, settings: dict, vocab: Vocab | None) -> str:
     vocab_digest = None
     if vocab is not None:
         h = hashlib.sha256()
@@ -189,6 +193,39 @@ def _cache_key(files: list[Path], settings: dict, vocab: Vocab | None) -> str:
         vocab_digest = h.hexdigest()
     blob = json.dumps([FORMAT_VERSION, stats, settings, vocab_digest], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _file_stats(files: list[Path]) -> list:
+    return [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+
+
+def _stale(entry: Path) -> bool:
+    """Whether no run can hit cache entry ``entry`` again: another format, or its files changed or gone."""
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False  # being written, or damaged: opening it decides
+    if meta.get("format") != FORMAT_VERSION:
+        return True
+    recorded = meta.get("stats")
+    if not isinstance(recorded, list):
+        return False
+    try:
+        return [list(r) for r in _file_stats([Path(r[0]) for r in recorded])] != recorded
+    except (OSError, TypeError, IndexError):
+        return True  # a source file is gone (or the record is not one)
+
+
+def prune_cache(corpora: Path, *, abandoned_s: float = 86400.0) -> list[Path]:
+    """Delete the entries under ``corpora`` that no run can hit again (see the module docstring) and
+    build directories older than ``abandoned_s``; the deleted paths."""
+    deleted = []
+    for entry in sorted(corpora.iterdir()) if corpora.is_dir() else []:
+        old_build = entry.name.startswith((".build-", ".damaged-")) and time.time() - entry.stat().st_mtime > abandoned_s
+        if old_build or (not entry.name.startswith(".") and entry.is_dir() and _stale(entry)):
+            shutil.rmtree(entry, ignore_errors=True)
+            deleted.append(entry)
+    return deleted
 
 
 def _open_cached(target: Path) -> Corpus | None:
@@ -264,7 +301,8 @@ def _encode_sentences(encoder: _C.TextEncoder, sentences: Iterable[Sequence[str]
 
 
 def _finish(
-    encoder: _C.TextEncoder, work: Path, files: list[Path] | None, settings: dict, vocab: Vocab | None
+    encoder: _C.TextEncoder, work: Path, files: list[Path] | None, stats: list | None, settings: dict,
+    vocab: Vocab | None,
 ) -> Corpus:
     """Turn provisional ids into final ones in place and write vocab and metadata."""
     where = "source" if files is None else f"source: {', '.join(map(str, files[:3]))}"
@@ -299,6 +337,7 @@ def _finish(
         "ids_crc32": _crc32(ids_path),
         "vocab_crc32": _crc32(work / "vocab.txt"),
         "sources": [str(f) for f in files] if files else None,
+        "stats": stats,  # the files as read, for prune_cache
         **settings,
     }
     with atomic_write(work / "meta.json", "w") as f:

@@ -4,7 +4,9 @@ vocabulary follows word2vec's rules, and encoded corpora are cached and reloaded
 import bz2
 import gzip
 import lzma
+import os
 import random
+import time
 from collections import Counter
 
 import numpy as np
@@ -170,9 +172,33 @@ def test_cache_is_reused_and_invalidated(tmp_path):
     path.write_text("a b a c a b d d d d")
     changed = Corpus.build(path, min_count=1, cache_dir=tmp_path / "cache")
     assert changed.path != first.path and changed.vocab.words[0] == "d"
-    reloaded = Corpus.load(first.path)
-    np.testing.assert_array_equal(reloaded.ids, first.ids)
     assert not list((tmp_path / "cache" / "corpora").glob(".build-*")), "build directories left behind"
+
+
+def test_entries_no_run_can_hit_are_deleted(tmp_path):
+    """Publishing an entry deletes those of changed or removed files, of an older format, and
+    builds abandoned over a day ago; entries still valid (other settings, other files) stay."""
+    cache, path, kept = tmp_path / "cache", tmp_path / "a.txt", tmp_path / "b.txt"
+    path.write_text("a b a c a b")
+    kept.write_text("x y x")
+    first = Corpus.build(path, min_count=1, cache_dir=cache)
+    other_settings = Corpus.build(path, min_count=2, cache_dir=cache)
+    other_file = Corpus.build(kept, min_count=1, cache_dir=cache)
+    corpora = cache / "corpora"
+    old_format = corpora / ("0" * 24)
+    old_format.mkdir()
+    (old_format / "meta.json").write_text('{"format": 1}')
+    abandoned, fresh = corpora / ".build-abandoned", corpora / ".build-running"
+    abandoned.mkdir(), fresh.mkdir()
+    os.utime(abandoned, (time.time() - 2 * 86400,) * 2)
+    path.write_text("a b a c a b d d d d")
+    changed = Corpus.build(path, min_count=1, cache_dir=cache)
+    left = {p.name for p in corpora.iterdir()}
+    assert left == {changed.path.name, other_file.path.name, fresh.name}
+    assert not first.path.exists() and not other_settings.path.exists()  # both read the old a.txt
+    kept.unlink()
+    Corpus.build(path, min_count=3, cache_dir=cache)
+    assert not other_file.path.exists() and changed.path.exists()
 
 
 def test_vocab_save_load_round_trip(tmp_path):
