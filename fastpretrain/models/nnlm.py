@@ -84,11 +84,13 @@ class NNLM(nn.Module, Pretrained):
         return torch.cat([h, x], -1) if self.config.direct else h
 
     def forward(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-        """"loss": the mean over the block's L targets (sampled in training, exact in eval); "items": L * B."""
+        """"loss": the mean over the block's L targets (sampled in training, exact otherwise);
+        "items": L * B; "nll": the loss, detached, when it is the full softmax's (its exp: the perplexity)."""
         feats = self.drop(self.features(tokens))
         targets = tokens[:, self.config.context :]
-        loss = self.output(feats.flatten(0, 1), targets.flatten())
-        return {"loss": loss.mean(), "items": targets.numel()}
+        sampled = self.output.sampling()
+        loss = self.output(feats.flatten(0, 1), targets.flatten()).mean()
+        return {"loss": loss, "items": targets.numel(), **({} if sampled else {"nll": loss.detach()})}
 
     def flops_per_item(self) -> float:
         """Training FLOPs per target (forward + backward: 3 x the forward's multiply-adds x 2)."""
