@@ -1,11 +1,13 @@
 """The layer library, on fastpretrain's ops, with torch.nn / timm constructor and forward conventions:
 attention, MLP, DropPath, LayerScale, patch embedding, positions (sin-cos tables, relative bias, rotary), one configurable
 :class:`TransformerBlock` with a KV cache for decoding, the ViT encoder stack, MAE's masking steps
-and loss modules over the fused ops. Models are built from these and import nothing from ``fastpretrain.ops`` themselves."""
+and loss modules over the fused ops (the contrastive ones across ranks too). Models are built from these and
+import nothing from ``fastpretrain.ops`` themselves."""
 
 from fastpretrain.nn import functional
 from fastpretrain.nn.attention import HEAD_DIMS, MultiheadSelfAttention, check_heads
 from fastpretrain.nn.block import TransformerBlock
+from fastpretrain.nn.contrastive import ClipLoss, NTXentLoss, SigLipLoss, gather_with_grad
 from fastpretrain.nn.drop import DropPath
 from fastpretrain.nn.init import init_linear_and_norms
 from fastpretrain.nn.kv_cache import KVCache, cached_block
@@ -30,6 +32,7 @@ from fastpretrain.nn.vit_encoder import ViTEncoder, check_vit_args
 
 __all__ = [
     "HEAD_DIMS",
+    "ClipLoss",
     "DropPath",
     "KVCache",
     "LMHeadLoss",
@@ -38,11 +41,13 @@ __all__ = [
     "Masking",
     "Mlp",
     "MultiheadSelfAttention",
+    "NTXentLoss",
     "Packed",
     "PatchEmbed",
     "RelativePositionBias",
     "RotarySelfAttention",
     "SampledSoftmaxLoss",
+    "SigLipLoss",
     "TransformerBlock",
     "ViTEncoder",
     "apply_rotary",
@@ -52,6 +57,7 @@ __all__ = [
     "check_vit_args",
     "functional",
     "gather_visible",
+    "gather_with_grad",
     "init_linear_and_norms",
     "masking_from_noise",
     "num_kept",
