@@ -71,12 +71,9 @@ def test_packed_rows_train_the_same_through_the_kernels(tmp_path, kernel_path):
     batches = [collate_lm_rows([data[i] for i in range(j, j + 2)], eot) for j in range(0, 2 * 3, 2)]
     assert all(len(b["cu_seqlens"]) > 3 for b in batches)  # several documents a batch
     batches = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()} for b in batches]
-    curves = [
-        train(
-            tiny(vocab, num_layers=1).to(device), batches, lambda m, b: m(**b)["loss"], steps=6, context=context
-        )  # fmt: skip
-        for context in (functools.partial(use_kernels, False), kernels)
-    ]
+    step = lambda model, batch: model(**batch)["loss"]
+    contexts = (functools.partial(use_kernels, False), kernels)
+    curves = [train(tiny(vocab, num_layers=1).to(device), batches, step, steps=6, context=c) for c in contexts]
     reference, fused = np.array(curves[0]), np.array(curves[1])
     gap = np.abs(fused - reference) / reference
     assert gap.max() < 1e-4, (
