@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from torch import nn
 
 _STATE = "_fastpretrain_patch"
-_MISSING = object()
+
+
+class _MISSING:
+    """Sentinel: the instance had no attribute of its own (a class, so deepcopy keeps it as is)."""
+
 
 # model class module prefix -> (family module, patch function)
 _FAMILIES = {

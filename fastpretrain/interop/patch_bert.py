@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from fastpretrain.interop.patch import Patcher, check_wrapped
-from fastpretrain.interop.patch_hf import bind_args, kernel_loss_rows, patch_attention, returns_tuple
+from fastpretrain.interop.patch_hf import bind_args, hf_forward, kernel_loss_rows, patch_attention
 from fastpretrain.nn import LinearCrossEntropyLoss
 
 
@@ -83,7 +83,7 @@ def patch_bert(model, *, attention: bool = True, loss: bool = True, masking: boo
         elif not isinstance(decoder, nn.Linear):
             patcher.leave("cls.predictions.decoder", f"is a {type(decoder).__name__}, not the nn.Linear HF builds")
         else:
-            patcher.bind(model, returns_tuple(forward))
+            patcher.bind(model, hf_forward(forward, type(model)))
             patcher.done("fused linear cross-entropy on the masked tokens (training mode with labels)",
                          "cls.predictions + loss")  # fmt: skip
     return patcher.finish(strict)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from fastpretrain.interop.patch import Patcher, check_wrapped
-from fastpretrain.interop.patch_hf import bind_args, kernel_loss_rows, patch_attention, returns_tuple
+from fastpretrain.interop.patch_hf import bind_args, hf_forward, kernel_loss_rows, patch_attention
 from fastpretrain.nn import LinearCrossEntropyLoss
 
 
@@ -75,6 +75,6 @@ def patch_gpt2(model, *, attention: bool = True, loss: bool = True, masking: boo
         elif not isinstance(model.lm_head, nn.Linear):
             patcher.leave("lm_head", f"is a {type(model.lm_head).__name__}, not the nn.Linear HF builds")
         else:
-            patcher.bind(model, returns_tuple(_lm_forward))
+            patcher.bind(model, hf_forward(_lm_forward, type(model)))
             patcher.done("fused linear cross-entropy, shifted labels (training mode with labels)", "lm_head + loss")
     return patcher.finish(strict)

@@ -156,8 +156,11 @@ def bind_args(module, args, kwargs) -> dict:
     return named
 
 
-def returns_tuple(forward):
-    """``forward`` with HF's ``return_dict`` handling (``can_return_tuple``), as the class's own has."""
+def hf_forward(forward, cls: type):
+    """``forward`` dressed as ``cls.forward``: HF's ``return_dict`` handling (``can_return_tuple``) and
+    the class's signature (HF ``Trainer`` keeps only the dataset columns the signature names)."""
     from transformers.utils.generic import can_return_tuple
 
-    return can_return_tuple(forward)
+    wrapped = can_return_tuple(forward)
+    wrapped.__signature__ = inspect.signature(cls.forward)
+    return wrapped
