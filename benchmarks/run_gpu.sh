@@ -20,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-profiles="kernels models models-compiled word2vec quality tune:<case> selftest"
+profiles="kernels models models-compiled word2vec quality contrastive tune:<case> selftest"
 usage() { echo "usage: bash benchmarks/run_gpu.sh --profile {${profiles// /|}} [--dry-run|--stage] | --list" >&2; exit 2; }
 
 profile="" mode=run
@@ -48,7 +48,7 @@ if [ "$mode" = list ]; then
   for p in $profiles; do echo "$p: data [$(data_of "$p")]"; done
   exit 0
 fi
-case "$profile" in kernels|models|models-compiled|word2vec|quality|tune:?*|selftest) ;; *) usage ;; esac
+case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|tune:?*|selftest) ;; *) usage ;; esac
 
 D=".gpu-data"
 export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}" FASTPRETRAIN_DATA="$PWD/$D"
@@ -142,6 +142,11 @@ case "$profile" in
   quality)
     section quality-bert 190 python3 benchmarks/quality_bert.py --corpus "$D/docs9m.txt.xz" --vocab "$D/bert-uncased-vocab.txt" --size mini --max-len 128 --batch-size 128 --tokens 20e6 --out "$out"
     section quality-mae 180 python3 benchmarks/quality_mae.py --steps 2000 --tag _gpu --out "$out"
+    ;;
+  contrastive)
+    # the InfoNCE / SigLIP kernel tests (fp16/bf16, fp32 on one shape), then CLIP's loss fused vs materialised at N = 8k..64k.
+    section tests-infonce 150 bash -c "cd tests && python3 -m pytest -m gpu -n 16 --timeout 140 -q -p no:cacheprovider --junitxml='$out/tests_infonce.xml' ops/test_infonce.py"
+    section bench-infonce 210 python3 benchmarks/bench_infonce.py --out "$out"
     ;;
   tune:*)
     section tune 370 python3 benchmarks/tune_attention.py --cases "${profile#tune:}" --out "$out"
