@@ -20,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-profiles="kernels models models-compiled word2vec quality contrastive tune:<case> selftest"
+profiles="kernels models models-compiled word2vec quality contrastive gpt tune:<case> selftest"
 usage() { echo "usage: bash benchmarks/run_gpu.sh --profile {${profiles// /|}} [--dry-run|--stage] | --list" >&2; exit 2; }
 
 profile="" mode=run
@@ -48,7 +48,7 @@ if [ "$mode" = list ]; then
   for p in $profiles; do echo "$p: data [$(data_of "$p")]"; done
   exit 0
 fi
-case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|tune:?*|selftest) ;; *) usage ;; esac
+case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|tune:?*|selftest) ;; *) usage ;; esac
 
 D=".gpu-data"
 export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}" FASTPRETRAIN_DATA="$PWD/$D"
@@ -147,6 +147,11 @@ case "$profile" in
     # the InfoNCE / SigLIP kernel tests (fp16/bf16, fp32 on one shape), then CLIP's loss fused vs materialised at N = 8k..64k.
     section tests-infonce 150 bash -c "cd tests && python3 -m pytest -m gpu -n 16 --timeout 140 -q -p no:cacheprovider --junitxml='$out/tests_infonce.xml' ops/test_infonce.py"
     section bench-infonce 210 python3 benchmarks/bench_infonce.py --out "$out"
+    ;;
+  gpt)
+    # GPT-2 124M B=16 S=1024 step: ours (dense and packed) vs HF sdpa, eager and compiled; then GPT's learning tests on CUDA.
+    section bench-gpt 290 python3 benchmarks/bench_gpt.py --out "$out"
+    section tests-gpt 60 bash -c "cd tests && python3 -m pytest -q -p no:cacheprovider --junitxml='$out/tests_gpt.xml' models/test_gpt.py models/test_gpt_learning.py"
     ;;
   tune:*)
     section tune 370 python3 benchmarks/tune_attention.py --cases "${profile#tune:}" --out "$out"
