@@ -141,6 +141,10 @@ class MAECommand(ModelCommand):
         p.add_argument("--seed", type=at_least(0), default=0, help="seed of the subsets and the baseline (default 0)")
         p.add_argument("--json", default=None, help="also write the accuracies to this JSON file")
 
+    def probe_layer(self, args: argparse.Namespace, model) -> int | None:
+        """The encoder block whose tokens the probes read before the final norm; None: the encoder's output."""
+        return None
+
     def evaluate(self, args: argparse.Namespace, model: MAE, run: dict, device: torch.device) -> None:
         import json
 
@@ -162,14 +166,18 @@ class MAECommand(ModelCommand):
         train, test = _limit(train, args.max_train, args.seed), _limit(test, args.max_test, args.seed + 1)
         print(f"data         {args.data}: probe on {len(train):,} train / {len(test):,} held-out test images, "
               f"{args.pool} pooling")  # fmt: skip
-        encoders = [("mae", model)]
+        layer = self.probe_layer(args, model)
+        if layer is not None:
+            print(f"features     block {layer} of {len(model.encoder.blocks)}, before the final norm")
+        encoders = [(self.name, model)]
         if args.baselines:
             torch.manual_seed(args.seed)
-            encoders += [("random init", MAE(config).to(device)), ("raw pixels", None)]
+            encoders += [("random init", self.model_class(config).to(device)), ("raw pixels", None)]
         print(f"{'features':<14} {'linear probe':>12} {f'kNN k={args.k}':>10}")
         results = {}
         for name, encoder in encoders:
-            kw = {"pool": args.pool, "batch_size": args.batch_size, "device": device}
+            kw = {"pool": args.pool, "batch_size": args.batch_size, "device": device,
+                  "layer": None if encoder is None else layer}  # fmt: skip
             scores = evaluate_features(extract_features(encoder, train, **kw), extract_features(encoder, test, **kw),
                                        k=args.k, max_iter=args.probe_iters)  # fmt: skip
             results[name] = scores
@@ -180,7 +188,8 @@ class MAECommand(ModelCommand):
             print(f"reconstruction grid (original / masked / reconstruction): {path}")
         if args.json:
             with atomic_write(args.json, "w") as f:
-                summary = {"checkpoint": str(args.checkpoint), "data": args.data, "pool": args.pool, "results": results}
+                summary = {"checkpoint": str(args.checkpoint), "data": args.data, "pool": args.pool, "layer": layer,
+                           "results": results}  # fmt: skip
                 json.dump(summary, f, indent=2)
 
 

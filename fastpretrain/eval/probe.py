@@ -16,12 +16,15 @@ POOLS = ("cls", "mean")
 
 @torch.no_grad()
 def extract_features(encoder: nn.Module | None, data: Dataset, *, pool: str = "cls", batch_size: int = 256,
-                     device=None, max_items: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                     device=None, max_items: int | None = None,
+                     layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(features float32 [N, D], labels int64 [N]) of a dataset of (image, label) items.
 
     ``encoder``: a ViT (``forward_features`` -> [B, 1 + L, D]), anything with an ``.encoder`` that
     is one (an MAE), or None for the raw pixels, flattened. ``pool``: the cls token's features or
-    the mean of the patch tokens. The encoder runs in eval mode and is put back as it was.
+    the mean of the patch tokens. ``layer``: None for the encoder's output (final norm applied),
+    or a block number to read that block's tokens without the final norm (``forward_intermediate``;
+    SimMIM's and BEiT's probes). The encoder runs in eval mode and is put back as it was.
     """
     if pool not in POOLS:
         raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
@@ -31,6 +34,8 @@ def extract_features(encoder: nn.Module | None, data: Dataset, *, pool: str = "c
         encoder = getattr(encoder, "encoder", None)
         if encoder is None or not hasattr(encoder, "forward_features"):
             raise TypeError("encoder: expected a ViT with forward_features, a model with such an .encoder, or None")
+    if encoder is None and layer is not None:
+        raise ValueError(f"layer: the raw pixels (encoder None) have no layers, got layer={layer!r}")
     if device is None:
         device = next(encoder.parameters()).device if encoder is not None else torch.device("cpu")
     was_training = encoder.training if encoder is not None else False
@@ -43,7 +48,7 @@ def extract_features(encoder: nn.Module | None, data: Dataset, *, pool: str = "c
             if encoder is None:
                 f = images.flatten(1)
             else:
-                tokens = encoder.forward_features(images)
+                tokens = encoder.forward_features(images) if layer is None else encoder.forward_intermediate(images, layer)
                 f = tokens[:, 0] if pool == "cls" else tokens[:, 1:].mean(dim=1)
             feats.append(f.float().cpu())
             labels.append(torch.as_tensor(y).long())

@@ -1,4 +1,4 @@
-"""Pictures of what a model learned: MAE's reconstruction grid."""
+"""Pictures of what a model learned: the reconstruction grid of MAE and SimMIM."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def save_reconstruction_grid(model, images: torch.Tensor, path: str | os.PathLik
     """A PNG of three rows: the images, the images with the masked patches greyed out, and the
     reconstruction (predicted pixels in the masked patches, the visible ones pasted back).
 
-    ``model``: an :class:`~fastpretrain.models.MAE`. ``mean``/``std``: the per-channel
+    ``model``: an :class:`~fastpretrain.models.MAE` or :class:`~fastpretrain.models.SimMIM` (its own mask
+    ratio; ``mask_ratio`` is MAE's). ``mean``/``std``: the per-channel
     normalisation the images carry (undone for display). Predictions of a ``norm_pix_loss`` model
     are mapped back with each patch's own mean and std (:meth:`MAE.pixels`). Written atomically
     with PIL; ``scale`` (default: so a cell is >= 96 pixels) enlarges small images.
@@ -31,10 +32,11 @@ def save_reconstruction_grid(model, images: torch.Tensor, path: str | os.PathLik
     device = next(model.parameters()).device
     images = images.to(device, torch.float32)
     generator = torch.Generator(device=device).manual_seed(seed)
-    out = model(images, mask_ratio=mask_ratio, generator=generator, return_outputs=True)
+    ratio = {} if mask_ratio is None else {"mask_ratio": mask_ratio}
+    out = model(images, generator=generator, return_outputs=True, **ratio)
     model.train(was_training)
     pred = model.pixels(images, out["pred"])
-    mask = model.unpatchify(out["mask"].unsqueeze(-1).expand(-1, -1, pred.shape[-1]))
+    mask = model.unpatchify(out["mask"].float().unsqueeze(-1).expand(-1, -1, pred.shape[-1]))
     recon = images * (1 - mask) + model.unpatchify(pred) * mask
     masked = images * (1 - mask)
     rows = torch.stack([images, masked, recon])  # [3, B, C, H, W]

@@ -2,14 +2,17 @@
 **overrides)``, ``list_models(pattern)``; ``KeyedVectors`` holds trained word vectors."""
 
 from fastpretrain.models.bert import BertConfig, BertForPreTraining
+from fastpretrain.models.elmo import ELMo, ELMoConfig
 from fastpretrain.models.gpt import GPT, GPTConfig
 from fastpretrain.models.keyed_vectors import KeyedVectors
 from fastpretrain.models.mae import MAE, MAEConfig
 from fastpretrain.models.nnlm import NNLM, NNLMConfig
 from fastpretrain.models.registry import create_model, list_models, model_class, model_config
+from fastpretrain.models.simclr import SimCLR, SimCLRConfig
+from fastpretrain.models.simmim import SimMIM, SimMIMConfig
 from fastpretrain.models.vit import VisionTransformer, ViTConfig
 from fastpretrain.models.word2vec import Word2Vec, Word2VecConfig
 
-__all__ = ["BertConfig", "BertForPreTraining", "GPT", "GPTConfig", "KeyedVectors", "MAE", "MAEConfig", "NNLM",
-           "NNLMConfig", "ViTConfig", "VisionTransformer", "Word2Vec", "Word2VecConfig", "create_model", "list_models",
-           "model_class", "model_config"]  # fmt: skip
+__all__ = ["BertConfig", "BertForPreTraining", "ELMo", "ELMoConfig", "GPT", "GPTConfig", "KeyedVectors", "MAE", "MAEConfig", "NNLM",
+           "NNLMConfig", "SimCLR", "SimCLRConfig", "SimMIM", "SimMIMConfig", "ViTConfig", "VisionTransformer",
+           "Word2Vec", "Word2VecConfig", "create_model", "list_models", "model_class", "model_config"]  # fmt: skip

@@ -14,7 +14,6 @@ and ``"mae_vit_fashion_mnist"`` (28 x 28 grey images, 4 x 4 patches) for CPU-siz
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -33,8 +32,10 @@ from fastpretrain.nn import (
     init_linear_and_norms,
     masking_from_noise,
     num_kept,
+    patchify,
     random_masking,
     sincos_pos_embed_2d,
+    unpatchify,
     unshuffle_tokens,
 )
 
@@ -123,21 +124,13 @@ class MAE(Pretrained, nn.Module):
 
     def patchify(self, imgs: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] -> [B, L, p*p*C], each patch as (row, column, channel), as MAE."""
-        p, c = self.patch_size, self.in_chans
-        if imgs.dim() != 4 or imgs.shape[1] != c or imgs.shape[2] % p or imgs.shape[3] % p:
-            raise ValueError(f"imgs: expected [B, {c}, H, W] with H and W multiples of {p}, got {tuple(imgs.shape)}")
-        b, _, h, w = imgs.shape
-        x = imgs.reshape(b, c, h // p, p, w // p, p)
-        return torch.einsum("nchpwq->nhwpqc", x).reshape(b, (h // p) * (w // p), p * p * c)
+        if imgs.dim() != 4 or imgs.shape[1] != self.in_chans:
+            raise ValueError(f"imgs: expected [B, {self.in_chans}, H, W], got {tuple(imgs.shape)}")
+        return patchify(imgs, self.patch_size)
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """[B, L, p*p*C] -> [B, C, H, W] for a square grid of L patches (inverse of :meth:`patchify`)."""
-        p, c = self.patch_size, self.in_chans
-        h = math.isqrt(x.shape[1])
-        if x.dim() != 3 or h * h != x.shape[1] or x.shape[2] != p * p * c:
-            raise ValueError(f"x: expected [B, L, {p * p * c}] with L a square, got {tuple(x.shape)}")
-        x = x.reshape(x.shape[0], h, h, p, p, c)
-        return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], c, h * p, h * p)
+        return unpatchify(x, self.patch_size, self.in_chans)
 
     def random_masking(self, batch: int, mask_ratio: float, *, noise: torch.Tensor | None = None,
                        generator: torch.Generator | None = None, device=None) -> Masking:  # fmt: skip

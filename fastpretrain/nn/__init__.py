@@ -25,7 +25,7 @@ from fastpretrain.nn.masking import (
 )
 from fastpretrain.nn.mlp import Mlp
 from fastpretrain.nn.padding import Packed, repad, unpad
-from fastpretrain.nn.patch_embed import PatchEmbed
+from fastpretrain.nn.patch_embed import PatchEmbed, patchify, unpatchify
 from fastpretrain.nn.positions import RelativePositionBias, sincos_pos_embed_1d, sincos_pos_embed_2d
 from fastpretrain.nn.rotary import RotarySelfAttention, apply_rotary, positions_in_sequences, rope_tables
 from fastpretrain.nn.vit_encoder import ViTEncoder, check_vit_args
@@ -61,6 +61,7 @@ __all__ = [
     "init_linear_and_norms",
     "masking_from_noise",
     "num_kept",
+    "patchify",
     "positions_in_sequences",
     "random_masking",
     "repad",
@@ -68,5 +69,6 @@ __all__ = [
     "sincos_pos_embed_1d",
     "sincos_pos_embed_2d",
     "unpad",
+    "unpatchify",
     "unshuffle_tokens",
 ]

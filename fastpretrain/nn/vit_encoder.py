@@ -96,9 +96,9 @@ class ViTEncoder(nn.Module):
             x = block(x)
         return self.norm(x)
 
-    def forward_features(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Images [B, C, H, W] -> [B, 1 + L, D]; ``mask`` (bool [B, L], True = masked) swaps those
-        patch embeddings for the mask token before the positions are added."""
+    def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Images [B, C, H, W] -> tokens [B, 1 + L, D] before the blocks; ``mask`` (bool [B, L],
+        True = masked) swaps those patch embeddings for the mask token before the positions are added."""
         x = self.patch_embed(x)
         if mask is not None:
             if self.mask_token is None:
@@ -107,8 +107,21 @@ class ViTEncoder(nn.Module):
                 raise ValueError(f"mask: expected a bool tensor of shape {tuple(x.shape[:2])} (True = masked), "
                                  f"got {mask.dtype} {tuple(mask.shape)}")  # fmt: skip
             x = torch.where(mask[..., None], self.mask_token.to(x.dtype), x)
-        x = self.pos_drop(self.prepend_cls(x + self.pos_embed[:, 1:]))
-        return self.forward_blocks(x)
+        return self.pos_drop(self.prepend_cls(x + self.pos_embed[:, 1:]))
+
+    def forward_features(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Images [B, C, H, W] -> [B, 1 + L, D] (``mask`` as in :meth:`embed`)."""
+        return self.forward_blocks(self.embed(x, mask))
+
+    def forward_intermediate(self, x: torch.Tensor, layer: int) -> torch.Tensor:
+        """Images -> the tokens [B, 1 + L, D] out of block ``layer`` (1 .. depth), without the final
+        norm: the features a linear probe of SimMIM or BEiT reads (their best layer is inside)."""
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= len(self.blocks):
+            raise ValueError(f"layer: expected a block number in 1 .. {len(self.blocks)}, got {layer!r}")
+        x = self.embed(x)
+        for block in self.blocks[:layer]:
+            x = block(x)
+        return x
 
     def num_params(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

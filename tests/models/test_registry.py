@@ -19,15 +19,19 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 INPUTS = {
     "vit": dict(img_size=32),
     "mae": dict(img_size=32),
+    "simmim": dict(img_size=32, mask_patch_size=16),
+    "simclr": dict(img_size=32),
     "bert": dict(vocab_size=128, max_position_embeddings=16),
     "gpt": dict(vocab_size=128, block_size=16),
     "nnlm": dict(vocab_size=128, num_sampled=16),
+    "elmo": dict(vocab_size=128, num_sampled=16),
 }
-SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "bert": dict(num_layers=2), "gpt": dict(num_layers=2)}
+SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "simmim": dict(depth=2), "bert": dict(num_layers=2),
+           "gpt": dict(num_layers=2)}
 
 
 def family(name: str) -> str:
-    return next(f for f in ("mae", "vit", "bert", "gpt", "nnlm") if name.startswith(f))
+    return next(f for f in ("mae", "simmim", "simclr", "vit", "bert", "gpt", "nnlm", "elmo") if name.startswith(f))
 
 
 def small(name: str) -> dict:
@@ -51,10 +55,17 @@ def run(model, name: str) -> torch.Tensor:
         return model(ids, labels, cu_seqlens=torch.tensor([0, 5, 12], dtype=torch.int32))["loss"]
     if kind == "nnlm":
         return model(torch.randint(0, 128, (2, 12), generator=g))["loss"]
+    if kind == "elmo":
+        model.set_vocabulary([f"w{i}" for i in range(128)])
+        return model(torch.randint(0, 128, (2, 8), generator=g))["loss"]
     c = model.config
     imgs = torch.randn(2, c.in_chans, c.img_size, c.img_size, generator=g)
     if kind == "mae":
         return model(imgs, noise=torch.rand(2, model.num_patches, generator=g))["loss"]
+    if kind == "simmim":
+        return model(imgs, generator=g)["loss"]
+    if kind == "simclr":
+        return model(torch.stack([imgs, imgs.flip(-1)], 1))["loss"]
     return model(imgs).square().mean()
 
 
