@@ -192,7 +192,7 @@ class ELMo(nn.Module, Pretrained):
             return forward, [h.flip(1) for h in self.backward_lm(x.flip(1))]
         t = torch.arange(x.shape[1], device=x.device)
         index = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # reverse within each length
-        flip = lambda h: h.gather(1, index[..., None].expand_as(h))  # noqa: E731 - its own inverse
+        flip = lambda h: h.gather(1, index[..., None].expand_as(h))
         return forward, [flip(h) for h in self.backward_lm(flip(x))]
 
     def forward(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:

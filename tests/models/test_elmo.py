@@ -56,7 +56,7 @@ def test_eval_loss_is_both_directions_cross_entropy():
     layers = model.layers(chars)
     p = model.config.projection_dim
     fwd, bwd = layers[-1][..., :p], layers[-1][..., p:]
-    logits = lambda h: h @ model.output.weight.T + model.output.bias  # noqa: E731
+    logits = lambda h: h @ model.output.weight.T + model.output.bias
     f = F.cross_entropy(logits(fwd[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
     b = F.cross_entropy(logits(bwd[:, 1:]).flatten(0, 1), tokens[:, :-1].flatten())
     torch.testing.assert_close(out["forward_loss"], f, atol=1e-5, rtol=1e-5)
