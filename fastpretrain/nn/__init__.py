@@ -13,7 +13,7 @@ from fastpretrain.nn.init import init_linear_and_norms
 from fastpretrain.nn.kv_cache import KVCache, cached_block
 from fastpretrain.nn.layer_scale import LayerScale
 from fastpretrain.nn.lm_loss import LMHeadLoss
-from fastpretrain.nn.losses import LinearCrossEntropyLoss, SampledSoftmaxLoss
+from fastpretrain.nn.losses import LinearCrossEntropyLoss, SampledSoftmax, SampledSoftmaxLoss
 from fastpretrain.nn.masking import (
     Masking,
     check_mask_ratio,
@@ -28,6 +28,7 @@ from fastpretrain.nn.padding import Packed, repad, unpad
 from fastpretrain.nn.patch_embed import PatchEmbed, patchify, unpatchify
 from fastpretrain.nn.positions import RelativePositionBias, sincos_pos_embed_1d, sincos_pos_embed_2d
 from fastpretrain.nn.rotary import RotarySelfAttention, apply_rotary, positions_in_sequences, rope_tables
+from fastpretrain.nn.scalar_mix import ScalarMix
 from fastpretrain.nn.vit_encoder import ViTEncoder, check_vit_args
 
 __all__ = [
@@ -46,7 +47,9 @@ __all__ = [
     "PatchEmbed",
     "RelativePositionBias",
     "RotarySelfAttention",
+    "SampledSoftmax",
     "SampledSoftmaxLoss",
+    "ScalarMix",
     "SigLipLoss",
     "TransformerBlock",
     "ViTEncoder",
