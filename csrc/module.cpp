@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "producer.h"
 #include "sampling.h"
 #include "text_encoder.h"
+#include "trainer.h"
 
 namespace py = pybind11;
 using namespace fp;
@@ -135,7 +137,7 @@ py::object next_batch(PyProducer& self) {
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C while waiting
   }
   if (!b) return py::none();
-  const ProducerOptions& o = self.options;
+  const StreamOptions& o = self.options.stream;
   const auto n = static_cast<py::ssize_t>(b->size);
   py::dict out;
   out["centers"] = to_numpy(std::move(b->centers));
@@ -151,6 +153,82 @@ py::object next_batch(PyProducer& self) {
   out["worker"] = b->worker;
   out["progress"] = self.producer->progress();
   return out;
+}
+
+using FloatTable = py::array_t<float, py::array::c_style>;
+using IntArray = py::array_t<int32_t, py::array::c_style>;
+
+// Keeps the ids, the weight tables (numpy views of the model's torch tensors) and the Huffman
+// tables alive for as long as the threads use them.
+struct PyTrainer {
+  IntArray ids;
+  std::vector<py::object> keep_alive;
+  std::unique_ptr<Trainer> trainer;
+};
+
+// The float32 [rows, dim] table `name`, in place: a view, never a copy.
+float* table(const char* name, const py::object& t, int64_t rows, int64_t dim, std::vector<py::object>& keep) {
+  if (t.is_none()) return nullptr;
+  auto a = py::cast<py::array>(t);
+  if (!py::isinstance<FloatTable>(a) || !(a.flags() & py::array::c_style) || !a.writeable() || a.ndim() != 2 ||
+      a.shape(0) != rows || a.shape(1) != dim) {
+    throw py::value_error(std::string(name) + ": expected a writable C-contiguous float32 array of shape (" +
+                          std::to_string(rows) + ", " + std::to_string(dim) + "), updated in place");
+  }
+  keep.push_back(a);
+  return static_cast<float*>(a.mutable_data());
+}
+
+std::unique_ptr<PyTrainer> make_trainer(IntArray ids, const py::array_t<double, py::array::c_style | py::array::forcecast>& keep,
+                                        const py::array_t<double, py::array::c_style | py::array::forcecast>& noise,
+                                        const py::object& syn0, const py::object& syn1neg, const py::object& syn1,
+                                        const py::object& codes, const py::object& points, const py::object& code_lengths,
+                                        bool skipgram, bool cbow_mean, int32_t window, int32_t negative, int32_t epochs,
+                                        int32_t workers, uint64_t seed, double alpha, double min_alpha,
+                                        int32_t max_sentence_length, bool shrink_windows, int32_t loss_every,
+                                        const std::string& isa) {
+  auto self = std::make_unique<PyTrainer>();
+  self->ids = std::move(ids);
+  const auto vocab = static_cast<int64_t>(keep.size());
+  const int64_t dim = py::cast<py::array>(syn0).ndim() == 2 ? py::cast<py::array>(syn0).shape(1) : -1;
+  SgdModel m;
+  m.dim = static_cast<int32_t>(dim);
+  m.syn0 = table("syn0", syn0, vocab, dim, self->keep_alive);
+  if (negative > 0) m.syn1neg = table("syn1neg", syn1neg, vocab, dim, self->keep_alive);
+  m.hs = !syn1.is_none();
+  if (m.hs) {
+    m.syn1 = table("syn1", syn1, std::max<int64_t>(vocab - 1, 1), dim, self->keep_alive);
+    auto c = py::cast<py::array_t<int8_t, py::array::c_style>>(codes);
+    auto p = py::cast<IntArray>(points);
+    auto n = py::cast<IntArray>(code_lengths);
+    if (c.ndim() != 2 || c.shape(0) != vocab || p.ndim() != 2 || p.shape(0) != vocab || p.shape(1) != c.shape(1) ||
+        n.ndim() != 1 || n.shape(0) != vocab) {
+      throw py::value_error("codes, points, code_lengths: expected Vocab.huffman()'s [V, L], [V, L] and [V] arrays");
+    }
+    for (py::ssize_t w = 0; w < vocab; ++w) {
+      if (n.data()[w] < 0 || n.data()[w] > c.shape(1)) throw py::value_error("code_lengths: out of [0, L]");
+      for (int32_t k = 0; k < n.data()[w]; ++k) {
+        const int32_t node = p.data()[w * p.shape(1) + k];
+        if (node < 0 || node >= std::max<int64_t>(vocab - 1, 1)) throw py::value_error("points: a node outside syn1");
+      }
+    }
+    m.codes = c.data();
+    m.points = p.data();
+    m.code_lengths = n.data();
+    m.max_code_length = static_cast<int32_t>(c.shape(1));
+    self->keep_alive.insert(self->keep_alive.end(), {c, p, n});
+  }
+  m.negative = negative;
+  m.skipgram = skipgram;
+  m.cbow_mean = cbow_mean;
+  AliasTable table_;
+  if (negative > 0) table_ = AliasTable(std::vector<double>(noise.data(), noise.data() + noise.size()));
+  TrainerOptions o{StreamOptions{skipgram, shrink_windows, window, negative, max_sentence_length}, epochs, workers,
+                   seed, alpha, min_alpha, loss_every};
+  self->trainer = std::make_unique<Trainer>(self->ids.data(), self->ids.size(),
+                                            std::vector<double>(keep.data(), keep.data() + keep.size()),
+                                            std::move(table_), m, select_update(isa), o);
+  return self;
 }
 
 }  // namespace
@@ -197,8 +275,9 @@ PYBIND11_MODULE(_C, m) {
                        uint64_t seed, int32_t max_sentence_length, int32_t queue_depth, bool shrink_windows) {
              auto self = std::make_unique<PyProducer>();
              self->ids = std::move(ids);
-             self->options = ProducerOptions{skipgram, shrink_windows, window, negative, batch_size, epochs,
-                                             workers, seed, max_sentence_length, queue_depth};
+             self->options = ProducerOptions{
+                 StreamOptions{skipgram, shrink_windows, window, negative, max_sentence_length}, batch_size, epochs,
+                 workers, seed, queue_depth};
              AliasTable table;
              if (negative > 0) table = AliasTable(std::vector<double>(noise.data(), noise.data() + noise.size()));
              self->producer = std::make_unique<Producer>(
@@ -212,4 +291,26 @@ PYBIND11_MODULE(_C, m) {
       .def("next", &next_batch, "Next batch as a dict of numpy arrays, or None when done.")
       .def_property_readonly("words_per_epoch", [](const PyProducer& p) { return p.producer->words_per_epoch(); })
       .def_property_readonly("progress", [](const PyProducer& p) { return p.producer->progress(); });
+
+  m.def("sgd_isas", &supported_isas, "Instruction sets of the SGD step this CPU runs, best last.");
+  py::class_<PyTrainer>(m, "Trainer", "word2vec.c's Hogwild training loop on the model's CPU tables.")
+      .def(py::init(&make_trainer), py::arg("ids"), py::arg("keep"), py::arg("noise"), py::arg("syn0"),
+           py::arg("syn1neg"), py::arg("syn1"), py::arg("codes"), py::arg("points"), py::arg("code_lengths"),
+           py::arg("skipgram"), py::arg("cbow_mean"), py::arg("window"), py::arg("negative"), py::arg("epochs"),
+           py::arg("workers"), py::arg("seed"), py::arg("alpha"), py::arg("min_alpha"),
+           py::arg("max_sentence_length"), py::arg("shrink_windows"), py::arg("loss_every"), py::arg("isa"))
+      .def("start", [](PyTrainer& t) { t.trainer->start(); }, "Start the threads.")
+      .def("wait", [](PyTrainer& t, int timeout_ms) {
+             py::gil_scoped_release release;
+             return t.trainer->wait(timeout_ms);
+           }, py::arg("timeout_ms"), "Wait up to timeout_ms; True once every thread has finished.")
+      .def("stop", [](PyTrainer& t) {
+             py::gil_scoped_release release;
+             t.trainer->stop();
+           }, "Stop the threads at their next sentence and join them.")
+      .def_property_readonly("words_per_epoch", [](const PyTrainer& t) { return t.trainer->words_per_epoch(); })
+      .def("progress", [](const PyTrainer& t) {
+             const TrainerProgress p = t.trainer->progress();
+             return py::make_tuple(p.words, p.examples, p.loss, p.alpha);
+           }, "(words read, examples in the loss, loss sum, alpha) so far.");
 }

@@ -10,19 +10,9 @@
 
 #include <unistd.h>
 
-#include "text_encoder.h"
-
 namespace fp {
 
 namespace {
-
-// "name: expected an int in [low, high], got value" unless low <= value <= high.
-void check_range(const char* name, int64_t value, int64_t low, int64_t high) {
-  if (value < low || value > high) {
-    throw std::invalid_argument(std::string(name) + ": expected an int in [" + std::to_string(low) + ", " +
-                                std::to_string(high) + "], got " + std::to_string(value));
-  }
-}
 
 std::string gib(double bytes) {
   char text[32];
@@ -33,15 +23,16 @@ std::string gib(double bytes) {
 // The batches alive at once (per worker: its queue, the one held back, the one being
 // filled; two on the consumer's side) must fit in half of the machine's memory.
 void check_batch_memory(const ProducerOptions& o) {
-  const int64_t width = o.skipgram ? 1 : 2 * static_cast<int64_t>(o.window);
-  const int64_t per_example = 1 + width + (o.skipgram ? 0 : 1) + o.negative;
+  const StreamOptions& s = o.stream;
+  const int64_t width = s.skipgram ? 1 : 2 * static_cast<int64_t>(s.window);
+  const int64_t per_example = 1 + width + (s.skipgram ? 0 : 1) + s.negative;
   const double batch = 4.0 * static_cast<double>(o.batch_size) * static_cast<double>(per_example);
   const double total = batch * (static_cast<double>(o.workers) * (o.queue_depth + 2) + 2);
   const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
   if (memory > 0 && total > memory / 2) {
     throw std::length_error("batch_size: " + std::to_string(o.batch_size) + " examples of " +
-                            std::to_string(per_example) + " ints (window " + std::to_string(o.window) + ", " +
-                            std::to_string(o.negative) + " negatives) buffered by " + std::to_string(o.workers) +
+                            std::to_string(per_example) + " ints (window " + std::to_string(s.window) + ", " +
+                            std::to_string(s.negative) + " negatives) buffered by " + std::to_string(o.workers) +
                             " workers take " + gib(total) + ", more than half of this machine's " + gib(memory) +
                             "; lower batch_size or workers");
   }
@@ -51,26 +42,18 @@ void check_batch_memory(const ProducerOptions& o) {
 
 Producer::Producer(const int32_t* ids, int64_t n, std::vector<double> keep, AliasTable noise, ProducerOptions opt)
     : ids_(ids), n_(n), keep_(std::move(keep)), noise_(std::move(noise)), opt_(opt) {
-  check_range("window", opt_.window, 1, kMaxWindow);
-  check_range("negative", opt_.negative, 0, kMaxNegative);
+  check_range("window", opt_.stream.window, 1, kMaxWindow);
+  check_range("negative", opt_.stream.negative, 0, kMaxNegative);
   check_range("batch_size", opt_.batch_size, 1, kMaxBatchSize);
   check_range("epochs", opt_.epochs, 1, INT32_MAX);
   check_range("workers", opt_.workers, 1, kMaxWorkers);
-  check_range("max_sentence_length", opt_.max_sentence_length, 1, INT32_MAX);
+  check_range("max_sentence_length", opt_.stream.max_sentence_length, 1, INT32_MAX);
   check_range("queue_depth", opt_.queue_depth, 1, kMaxQueueDepth);
   check_batch_memory(opt_);
-  if (opt_.negative > 0 && noise_.size() != keep_.size()) {
+  if (opt_.stream.negative > 0 && noise_.size() != keep_.size()) {
     throw std::invalid_argument("the noise distribution must cover the vocabulary");
   }
-  const auto vocab = static_cast<int32_t>(keep_.size());
-  for (int64_t i = 0; i < n_; ++i) {
-    const int32_t id = ids_[i];
-    if (id >= vocab || id < kLineEnd) {
-      throw std::out_of_range("ids[" + std::to_string(i) + "] = " + std::to_string(id) +
-                              " is outside the vocabulary of " + std::to_string(vocab) + " words");
-    }
-    words_per_epoch_ += id >= 0;
-  }
+  words_per_epoch_ = count_words(ids_, n_, static_cast<int32_t>(keep_.size()));
   consumed_words_.assign(opt_.workers, 0);
   for (int32_t w = 0; w < opt_.workers; ++w) {
     queues_.push_back(std::make_unique<Queue>());
@@ -98,25 +81,30 @@ bool Producer::push(int w, std::unique_ptr<Batch> batch) {
   return true;
 }
 
-// Fills batches for one worker; `emit` hands each sealed batch to the queue.
+// Fills batches for one worker and pushes each sealed one to its queue.
 class Producer::Worker {
  public:
-  Worker(Producer& p, int w) : p_(p), opt_(p.opt_), w_(w), rng_(worker_seed(opt_.seed, w)) {
-    ctx_width_ = opt_.skipgram ? 1 : 2 * opt_.window;
+  Worker(Producer& p, int w)
+      : p_(p), opt_(p.opt_), w_(w), rng_(worker_seed(opt_.seed, w)), negatives_(opt_.stream.negative) {
+    ctx_width_ = opt_.stream.skipgram ? 1 : 2 * opt_.stream.window;
     fresh();
   }
 
   // Returns false when the producer is stopping.
   bool run() {
+    const StreamOptions& so = opt_.stream;
     const int64_t lo = p_.n_ * w_ / opt_.workers, hi = p_.n_ * (w_ + 1) / opt_.workers;
     std::vector<int32_t> sentence;
-    sentence.reserve(static_cast<size_t>(std::min<int64_t>(opt_.max_sentence_length, hi - lo)));
+    sentence.reserve(static_cast<size_t>(std::min<int64_t>(so.max_sentence_length, hi - lo)));
     for (epoch_ = 0; epoch_ < opt_.epochs; ++epoch_) {
       int64_t pos = lo;
       while (pos < hi) {
         if (p_.stop_) return false;
-        pos = read_sentence(pos, hi, sentence);
-        if (!train_sentence(sentence)) return false;
+        pos = read_sentence(p_.ids_, pos, hi, p_.keep_.data(), so.max_sentence_length, rng_, sentence, &words_read_);
+        const auto add = [&](int32_t i, int32_t first, int32_t last, const int32_t* negatives) {
+          return add_example(sentence, i, first, last, negatives);
+        };
+        if (!for_each_example(sentence, so, p_.noise_, rng_, negatives_, add)) return false;
       }
     }
     epoch_ = opt_.epochs - 1;
@@ -130,57 +118,17 @@ class Producer::Worker {
   int64_t words_read() const { return words_read_; }
 
  private:
-  // word2vec.c's ReadWord loop: subsample as we read, stop at a line end or at
-  // max_sentence_length kept words.
-  int64_t read_sentence(int64_t pos, int64_t hi, std::vector<int32_t>& sentence) {
-    sentence.clear();
-    while (pos < hi && sentence.size() < static_cast<size_t>(opt_.max_sentence_length)) {
-      const int32_t id = p_.ids_[pos++];
-      if (id == kLineEnd) {
-        if (sentence.empty()) continue;
-        break;
-      }
-      ++words_read_;
-      const double keep = p_.keep_[id];
-      if (keep < 1.0 && keep < rng_.uniform()) continue;
-      sentence.push_back(id);
+  // Write example k of the batch (center s[i], contexts s[first..last] but i), and seal the batch when full.
+  bool add_example(const std::vector<int32_t>& s, int32_t i, int32_t first, int32_t last, const int32_t* negatives) {
+    const int64_t k = batch_->size;
+    batch_->centers[k] = s[i];
+    int32_t* ctx = &batch_->contexts[k * ctx_width_];
+    int32_t c = 0;
+    for (int32_t j = first; j <= last; ++j) {
+      if (j != i) ctx[c++] = s[j];
     }
-    return pos;
-  }
-
-  bool train_sentence(const std::vector<int32_t>& s) {
-    const auto len = static_cast<int32_t>(s.size());
-    for (int32_t i = 0; i < len; ++i) {
-      const int32_t shrink = opt_.shrink_windows ? static_cast<int32_t>(rng_.below(opt_.window)) : 0;
-      const int32_t reach = opt_.window - shrink;
-      const int32_t a = std::max(0, i - reach), b = std::min(len - 1, i + reach);
-      if (opt_.skipgram) {
-        for (int32_t j = a; j <= b; ++j) {
-          if (j == i) continue;
-          const int64_t k = batch_->size;
-          batch_->centers[k] = s[i];
-          batch_->contexts[k] = s[j];
-          if (!add_negatives(k)) return false;
-        }
-      } else if (b > a) {
-        const int64_t k = batch_->size;
-        int32_t* ctx = &batch_->contexts[k * ctx_width_];
-        int32_t c = 0;
-        for (int32_t j = a; j <= b; ++j) {
-          if (j != i) ctx[c++] = s[j];
-        }
-        batch_->lengths[k] = c;
-        batch_->centers[k] = s[i];
-        if (!add_negatives(k)) return false;
-      }
-    }
-    return true;
-  }
-
-  // Draw the negatives of example k, close it, and seal the batch when full.
-  bool add_negatives(int64_t k) {
-    int32_t* neg = batch_->negatives.data() + k * opt_.negative;
-    for (int32_t t = 0; t < opt_.negative; ++t) neg[t] = p_.noise_.sample(rng_);
+    if (!opt_.stream.skipgram) batch_->lengths[k] = c;
+    std::copy(negatives, negatives + opt_.stream.negative, batch_->negatives.begin() + k * opt_.stream.negative);
     return ++batch_->size < opt_.batch_size || seal();
   }
 
@@ -188,8 +136,8 @@ class Producer::Worker {
     const int64_t k = batch_->size;
     batch_->centers.resize(k);
     batch_->contexts.resize(k * ctx_width_);
-    if (!opt_.skipgram) batch_->lengths.resize(k);
-    batch_->negatives.resize(k * opt_.negative);
+    if (!opt_.stream.skipgram) batch_->lengths.resize(k);
+    batch_->negatives.resize(k * opt_.stream.negative);
     batch_->words_done = words_read_;
     batch_->epoch = epoch_;
     batch_->worker = w_;
@@ -206,14 +154,15 @@ class Producer::Worker {
     batch_ = std::make_unique<Batch>();
     batch_->centers.resize(bs);
     batch_->contexts.assign(bs * ctx_width_, -1);
-    if (!opt_.skipgram) batch_->lengths.resize(bs);
-    batch_->negatives.resize(bs * opt_.negative);
+    if (!opt_.stream.skipgram) batch_->lengths.resize(bs);
+    batch_->negatives.resize(bs * opt_.stream.negative);
   }
 
   Producer& p_;
   const ProducerOptions& opt_;
   const int w_;
   SplitMix64 rng_;
+  std::vector<int32_t> negatives_;
   int64_t ctx_width_;
   int64_t words_read_ = 0;
   int32_t epoch_ = 0;

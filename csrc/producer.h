@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "sampling.h"
+#include "stream.h"
 
 namespace fp {
 
@@ -31,15 +32,11 @@ constexpr int32_t kMaxWorkers = 1024;
 constexpr int32_t kMaxQueueDepth = 1024;
 
 struct ProducerOptions {
-  bool skipgram = true;        // false: CBOW examples (context window -> center)
-  bool shrink_windows = true;  // false: every center uses the full window (no draw)
-  int32_t window = 5;
-  int32_t negative = 0;        // negatives per pair (skip-gram) or per example (CBOW)
+  StreamOptions stream;
   int64_t batch_size = 16384;  // pairs (skip-gram) or examples (CBOW) per batch
   int32_t epochs = 1;
   int32_t workers = 1;
   uint64_t seed = 1;
-  int32_t max_sentence_length = 1000;
   int32_t queue_depth = 4;     // ready batches buffered per worker
 };
 

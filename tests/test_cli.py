@@ -145,10 +145,12 @@ def test_outputs_honour_the_umask(tmp_path, text8, mask, mode, suffix):
 
 
 def interrupt_at_step(monkeypatch, n):
-    """Ctrl-C while training: KeyboardInterrupt from the n-th batch's update."""
+    """Ctrl-C while training: KeyboardInterrupt from the n-th batch's update (the batch path, whose
+    steps can be counted; tests/models/test_word2vec_hogwild.py sends the C++ loop a real SIGINT)."""
     from fastpretrain.models.word2vec import Word2Vec
 
     step, calls = Word2Vec.step, []
+    monkeypatch.setattr(Word2Vec, "_engine", lambda self, engine: "batches")
 
     def interrupted(self, *args):
         calls.append(1)

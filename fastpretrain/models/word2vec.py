@@ -3,14 +3,16 @@ hierarchical softmax, trained the word2vec.c way — sparse in-place SGD on the 
 touches, learning rate decayed linearly with the words read. ``train`` consumes batches (the C++
 corpus engine's :class:`Word2VecBatches`, or any that yield the same fields); ``fit`` builds them
 from a corpus first. Updates run in the fused Triton kernels on a GPU and in the pure-torch
-references on CPU.
+references on CPU. On CPU ``fit`` trains through word2vec.c's own loop instead by default
+(``engine="hogwild"``: C++ threads, one SGD step per example, see word2vec_hogwild.py); the
+batch path (``engine="batches"``) stays its spec.
 
 Parameter names and defaults follow gensim's ``Word2Vec`` (alpha and min_alpha follow
 word2vec.c: 0.025 for skip-gram, 0.05 for CBOW, decayed to alpha * 1e-4; max_sentence_length
 is word2vec.c's 1000 where gensim cuts at 10000); gensim options we do not have are refused
 with what to use instead.
 
-On CPU, training runs torch with one intra-op thread: a batch's updates are small (1024 pairs x
+On CPU, the batch path runs torch with one intra-op thread: a batch's updates are small (1024 pairs x
 d), so a second thread only adds synchronisation, and the corpus engine's threads need the
 cores. CBOW on gensim's Lee corpus, 2-core machine: 1 thread 0.44 s/2 epochs, 2 threads 4.9 s.
 """
@@ -38,6 +40,7 @@ from fastpretrain.data.corpus import Source
 from fastpretrain.data.samplers import AliasSampler
 from fastpretrain.data.word2vec_batches import MAX_BATCH_SIZE, MAX_NEGATIVE, MAX_WINDOW, MAX_WORKERS
 from fastpretrain.models.keyed_vectors import KeyedVectors
+from fastpretrain.models.word2vec_hogwild import train_hogwild
 from fastpretrain.ops import word2vec_hs_update_, word2vec_ns_update_, word2vec_shared_ns_update_
 from fastpretrain.progress import Progress
 
@@ -117,7 +120,7 @@ class Word2VecConfig:
 class Word2Vec:
     """word2vec model: ``Word2Vec(sg=1, negative=10).fit(corpus)``, then ``model.wv``."""
 
-    def __init__(self, *, device: str | torch.device | None = None, **config) -> None:
+    def __init__(self, *, device: str | torch.device | None = None, engine: str = "auto", **config) -> None:
         for name in config:
             if name in GENSIM_ONLY:
                 raise TypeError(f"{name}: gensim's option is not one of ours; {GENSIM_ONLY[name]}")
@@ -127,6 +130,7 @@ class Word2Vec:
             raise TypeError(f"{unknown[0]}: not a word2vec option; expected one of {sorted(known)}")
         self.config = Word2VecConfig(**config)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.engine = self._engine(engine)
         if self.config.batch_size is None:  # CPU: about 1024 pairs (HogBatch counts centers)
             cpu = 1024 // (2 * self.config.window) if self.config.shared_negatives else 1024
             self.config.batch_size = 65536 if self.device.type == "cuda" else cpu
@@ -134,6 +138,20 @@ class Word2Vec:
         self.syn0 = self.syn1neg = self.syn1 = None
         self.words_per_second = 0.0
         self.trained_fraction = 0.0  # of the last fit's words: below 1 after an interruption
+
+    def _engine(self, engine: str) -> str:
+        """How fit() trains: "hogwild" (word2vec.c's per-example loop in C++ threads, CPU only, not
+        HogBatch) or "batches" (train() over Word2VecBatches); "auto": hogwild where it can run."""
+        hogwild_ok = self.device.type == "cpu" and not self.config.shared_negatives
+        if engine == "auto":
+            return "hogwild" if hogwild_ok else "batches"
+        if engine not in ("hogwild", "batches"):
+            raise ValueError(f"engine: expected 'auto', 'hogwild' or 'batches', got {engine!r}")
+        if engine == "hogwild" and not hogwild_ok:
+            why = "shared_negatives=1 (HogBatch)" if self.config.shared_negatives else f"device {self.device}"
+            raise ValueError(f"engine: 'hogwild' trains on the CPU without shared_negatives, not with {why}; "
+                             "use engine='batches'")  # fmt: skip
+        return engine
 
     def build_vocab(self, corpus: Corpus | Source) -> Corpus:
         """Encode the corpus (cached) and initialise the weights as word2vec.c does."""
@@ -161,10 +179,14 @@ class Word2Vec:
 
     def fit(self, corpus: Corpus | Source, *, progress: bool = True) -> Word2Vec:
         """Train on ``corpus``: a :class:`Corpus`, a text file/directory path, or token lists. Builds
-        the vocabulary and the batches the config asks for, then :meth:`train` consumes them (an
-        interrupt keeps what was trained, see there)."""
+        the vocabulary, then trains through word2vec.c's loop (``engine="hogwild"``) or builds the
+        batches the config asks for and :meth:`train` consumes them. An interrupt keeps what was
+        trained (``trained_fraction`` says how much) and propagates."""
         c = self.config
         corpus = self.build_vocab(corpus)
+        if self.engine == "hogwild":
+            train_hogwild(self, corpus, progress=progress)
+            return self
         batches = Word2VecBatches(  # negatives are drawn on the training device
             corpus, sg=0 if c.shared_negatives else c.sg, window=c.window, sample=c.sample, negative=0,
             batch_size=c.batch_size, epochs=c.epochs, workers=c.workers, seed=c.seed,

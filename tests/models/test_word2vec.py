@@ -56,7 +56,8 @@ def test_wordsim_correlation_beats_untrained(tmp_path_factory):
 def test_learning_rate_decays_linearly_to_min_alpha(lee, monkeypatch):
     """alpha(progress) = max(alpha * (1 - progress), min_alpha), word2vec.c's schedule."""
     seen = []
-    model = Word2Vec(epochs=2, workers=1, batch_size=4096, seed=0, device="cpu", alpha=0.05, min_alpha=0.01)
+    model = Word2Vec(epochs=2, workers=1, batch_size=4096, seed=0, device="cpu", engine="batches", alpha=0.05,
+                     min_alpha=0.01)
     step = model.step
     monkeypatch.setattr(model, "step", lambda *a: (seen.append(a[-1]), step(*a))[1])
     model.fit(lee, progress=False)
@@ -112,7 +113,7 @@ def test_cpu_training_runs_torch_on_one_thread_and_restores_the_setting(lee, mon
     """One intra-op thread on CPU (measured 3-10x faster than torch's default on 2 cores, see the
     module docstring); the caller's setting is back afterwards, also after an error."""
     seen = []
-    model = Word2Vec(epochs=1, workers=1, seed=0, device="cpu")
+    model = Word2Vec(epochs=1, workers=1, seed=0, device="cpu", engine="batches")
     step = model.step
     monkeypatch.setattr(model, "step", lambda *a: (seen.append(torch.get_num_threads()), step(*a))[1])
     before = torch.get_num_threads()
@@ -129,7 +130,7 @@ def test_cpu_training_runs_torch_on_one_thread_and_restores_the_setting(lee, mon
 
 
 def test_interrupted_fit_keeps_what_was_trained(lee, monkeypatch):
-    model = Word2Vec(epochs=2, workers=1, seed=0, device="cpu")
+    model = Word2Vec(epochs=2, workers=1, seed=0, device="cpu", engine="batches")
     step, calls = model.step, []
 
     def interrupt_late(*a):
@@ -171,7 +172,7 @@ def lee_batches(lee, **kw):
 
 def test_train_on_batches_is_what_fit_does(lee):
     """The batch path: Word2VecBatches, or any iterable yielding their fields, give fit()'s weights."""
-    fitted = Word2Vec(epochs=1, workers=1, seed=0, device="cpu").fit(lee, progress=False)
+    fitted = Word2Vec(epochs=1, workers=1, seed=0, device="cpu", engine="batches").fit(lee, progress=False)
     batches = lee_batches(lee)
     for source in (batches, (SimpleNamespace(centers=b.centers, contexts=b.contexts, lengths=b.lengths,
                                              progress=b.progress) for b in batches)):  # fmt: skip
