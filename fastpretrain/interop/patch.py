@@ -77,6 +77,10 @@ class Patcher:
         ``type(module).forward``)."""
         self.set(module, "forward", types.MethodType(forward, module))
 
+    def hook(self, module: nn.Module, pre_hook) -> None:
+        """Register ``pre_hook(module, args, kwargs)`` as a forward pre-hook, removed by :func:`unpatch`."""
+        self.undo.append((module.register_forward_pre_hook(pre_hook, with_kwargs=True), "", None))
+
     def done(self, what: str, where: str) -> None:
         self.report.patched.append((where, what))
 
@@ -104,7 +108,9 @@ def unpatch(model: nn.Module) -> nn.Module:
     if patcher is None:
         return model
     for obj, name, previous in reversed(patcher.undo):
-        if previous is _MISSING:
+        if not name:
+            obj.remove()  # a hook handle
+        elif previous is _MISSING:
             delattr(obj, name)
         else:
             setattr(obj, name, previous)

@@ -114,10 +114,20 @@ def head_dim(module) -> int | None:
     return None
 
 
+def refuse_output_attentions(module, args, kwargs):
+    """Forward pre-hook: some HF models (GPT-2) take ``output_attentions`` without handing it to the
+    attention function, which would then record None weights without a word."""
+    if kwargs.get("output_attentions") or getattr(module.config, "output_attentions", False):
+        raise ValueError("output_attentions: fastpretrain's fused attention computes no attention weights; "
+                         "call fastpretrain.unpatch(model) to get them")  # fmt: skip
+
+
 def patch_attention(patcher, model, attention_classes: tuple[type, ...]) -> None:
     """Switch every config whose attention modules all have supported head widths to the fused
     attention; the others are left with the reason. Each distinct config object is switched once
-    (ViTMAE's decoder has its own)."""
+    (ViTMAE's decoder has its own). ``output_attentions=True`` is refused at every HF model in it."""
+    from transformers import PreTrainedModel
+
     register()
     by_config: dict[int, tuple] = {}
     for path, module in model.named_modules():
@@ -127,15 +137,22 @@ def patch_attention(patcher, model, attention_classes: tuple[type, ...]) -> None
             entry[1].append((path or type(module).__name__, module))
     if not by_config:
         patcher.leave("attention", f"no {'/'.join(c.__name__ for c in attention_classes)} module found")
+    hooked = False
     for config, modules in by_config.values():
         bad = [(path, head_dim(m)) for path, m in modules if head_dim(m) not in HEAD_DIMS]
         where = f"{modules[0][0]} .. {modules[-1][0]} ({len(modules)} modules)"
         if bad:
             patcher.leave(where, f"head dim {bad[0][1]} at {bad[0][0]}; the fused attention takes {HEAD_DIMS}")
             continue
+        was = config._attn_implementation
         patcher.set(config, "_attn_implementation", NAME)
-        patcher.done(f"fused attention (was {patcher.undo[-1][2]!r}; padded batches: key padding mask, "
+        patcher.done(f"fused attention (was {was!r}; padded batches: key padding mask, "
                      f"varlen from {UNPAD_MIN_PADDING:.0%} padding in eager)", where)  # fmt: skip
+        hooked = True
+    if hooked:
+        for module in model.modules():
+            if isinstance(module, PreTrainedModel):
+                patcher.hook(module, refuse_output_attentions)
 
 
 def kernel_loss_rows(flat_labels: torch.Tensor, ignore_index: int = -100):
