@@ -4,6 +4,7 @@
 from fastpretrain.models.bert import BertConfig, BertForPreTraining
 from fastpretrain.models.elmo import ELMo, ELMoConfig
 from fastpretrain.models.gpt import GPT, GPTConfig
+from fastpretrain.models.igpt import IGPTConfig, ImageGPT
 from fastpretrain.models.keyed_vectors import KeyedVectors
 from fastpretrain.models.mae import MAE, MAEConfig
 from fastpretrain.models.nnlm import NNLM, NNLMConfig
@@ -13,6 +14,6 @@ from fastpretrain.models.simmim import SimMIM, SimMIMConfig
 from fastpretrain.models.vit import VisionTransformer, ViTConfig
 from fastpretrain.models.word2vec import Word2Vec, Word2VecConfig
 
-__all__ = ["BertConfig", "BertForPreTraining", "ELMo", "ELMoConfig", "GPT", "GPTConfig", "KeyedVectors", "MAE", "MAEConfig", "NNLM",
-           "NNLMConfig", "SimCLR", "SimCLRConfig", "SimMIM", "SimMIMConfig", "ViTConfig", "VisionTransformer",
+__all__ = ["BertConfig", "BertForPreTraining", "ELMo", "ELMoConfig", "GPT", "GPTConfig", "IGPTConfig", "ImageGPT",
+           "KeyedVectors", "MAE", "MAEConfig", "NNLM", "NNLMConfig", "SimCLR", "SimCLRConfig", "SimMIM", "SimMIMConfig", "ViTConfig", "VisionTransformer",
            "Word2Vec", "Word2VecConfig", "create_model", "list_models", "model_class", "model_config"]  # fmt: skip

@@ -25,17 +25,19 @@ INPUTS = {
     "gpt": dict(vocab_size=128, block_size=16),
     "nnlm": dict(vocab_size=128, num_sampled=16),
     "elmo": dict(vocab_size=128, num_sampled=16),
+    "igpt": dict(image_size=4),
 }
 SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "simmim": dict(depth=2), "bert": dict(num_layers=2),
-           "gpt": dict(num_layers=2)}
+           "gpt": dict(num_layers=2), "igpt": dict(num_layers=2)}
 
 
 def family(name: str) -> str:
-    return next(f for f in ("mae", "simmim", "simclr", "vit", "bert", "gpt", "nnlm", "elmo") if name.startswith(f))
+    families = ("mae", "simmim", "simclr", "vit", "bert", "gpt", "nnlm", "elmo", "igpt")
+    return next(f for f in families if name.startswith(f))
 
 
 def small(name: str) -> dict:
-    deep = any(size in name for size in ("_base", "_large", "_124m", "_350m"))
+    deep = any(size in name for size in ("_base", "_large", "_124m", "_350m", "igpt_small"))
     return {**INPUTS[family(name)], **(SHALLOW.get(family(name), {}) if deep else {})}
 
 
@@ -49,6 +51,8 @@ def run(model, name: str) -> torch.Tensor:
                      mlm_positions=torch.tensor([1, 5, 8]), mlm_labels=torch.tensor([3, 9, 27]),
                      nsp_labels=torch.tensor([0, 1]))  # fmt: skip
         return model(**batch)["loss"]
+    if kind == "igpt":
+        return model(torch.randint(0, model.config.palette_size, (2, 16), generator=g), generator=g)["loss"]
     if kind == "gpt":
         ids = torch.randint(0, 128, (12,), generator=g)
         labels = torch.cat([ids[1:], torch.tensor([-100])])

@@ -1,0 +1,70 @@
+"""Colour palettes for image GPT (Chen et al. 2020): pixels clustered by k-means (in torch, on the
+pixels' device, so on the GPU when there is one), and images as sequences of palette ids in raster
+order. image-gpt uses 512 clusters (9 bits) of RGB; a greyscale image needs far fewer levels."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fastpretrain.checks import check_int
+
+
+def kmeans_palette(pixels: torch.Tensor, k: int, *, iters: int = 30, seed: int = 0) -> torch.Tensor:
+    """[k, C] cluster centres of ``pixels`` [N, C] (floats, e.g. in [0, 1]) by k-means: k-means++
+    seeding, then Lloyd steps until no assignment changes or ``iters``; an emptied cluster is moved
+    to the pixel farthest from its centre. Sorted by brightness (mean over channels), so nearby ids
+    look alike."""
+    check_int("k", k, 1)
+    check_int("iters", iters, 1)
+    if pixels.dim() != 2 or not pixels.is_floating_point():
+        raise ValueError(f"pixels: expected float [N, C], got {pixels.dtype} {tuple(pixels.shape)}")
+    if len(pixels) < k:
+        raise ValueError(f"k: {k} clusters need at least {k} pixels, got {len(pixels)}")
+    x = pixels.float()
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    centres = x[torch.randint(len(x), (1,), generator=g, device=x.device)]
+    for _ in range(1, k):  # k-means++: the next centre with probability ~ squared distance to the nearest
+        d2 = torch.cdist(x, centres).min(1).values.square()
+        pick = torch.multinomial(d2 / d2.sum(), 1, generator=g) if d2.sum() > 0 else torch.randint(len(x), (1,),
+                                                                                                 generator=g, device=x.device)  # fmt: skip
+        centres = torch.cat([centres, x[pick]])
+    assign = None
+    for _ in range(iters):
+        dist = torch.cdist(x, centres)
+        new = dist.argmin(1)
+        if assign is not None and torch.equal(new, assign):
+            break
+        assign = new
+        counts = torch.bincount(assign, minlength=k)
+        sums = torch.zeros_like(centres).index_add_(0, assign, x)
+        centres = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)
+        for empty in (counts == 0).nonzero().flatten().tolist():
+            far = torch.cdist(x, centres).min(1).values.argmax()
+            centres[empty] = x[far]
+    return centres[centres.mean(1).argsort()]
+
+
+def quantize(images: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """int64 [B, H * W]: each pixel of ``images`` [B, C, H, W] (floats in the palette's range) as
+    the id of its nearest palette colour, in raster order."""
+    if images.dim() != 4 or images.shape[1] != palette.shape[1]:
+        raise ValueError(f"images: expected [B, {palette.shape[1]}, H, W] for a palette of {palette.shape[1]} "
+                         f"channels, got {tuple(images.shape)}")  # fmt: skip
+    flat = images.permute(0, 2, 3, 1).reshape(-1, images.shape[1]).float()
+    ids = torch.cdist(flat, palette.float().to(flat.device)).argmin(1)
+    return ids.view(images.shape[0], -1)
+
+
+def dequantize(ids: torch.Tensor, palette: torch.Tensor, size: int) -> torch.Tensor:
+    """float [B, C, size, size] images from palette ids [B, size * size]."""
+    b = ids.shape[0]
+    return palette.to(ids.device)[ids].view(b, size, size, palette.shape[1]).permute(0, 3, 1, 2)
+
+
+def to_unit(images: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """uint8 or float images [B, C, H, W] as floats in [0, 1], area-resized to ``size`` x ``size`` if given."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    if size is not None and x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="area")
+    return x
