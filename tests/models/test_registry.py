@@ -21,6 +21,7 @@ INPUTS = {
     "mae": dict(img_size=32),
     "simmim": dict(img_size=32, mask_patch_size=16),
     "simclr": dict(img_size=32),
+    "clip": dict(img_size=32, vocab_size=128, context_length=8),
     "bert": dict(vocab_size=128, max_position_embeddings=16),
     "gpt": dict(vocab_size=128, block_size=16),
     "nnlm": dict(vocab_size=128, num_sampled=16),
@@ -32,7 +33,7 @@ SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "simmim": dict(depth=2), 
 
 
 def family(name: str) -> str:
-    families = ("mae", "simmim", "simclr", "vit", "bert", "gpt", "nnlm", "elmo", "igpt")
+    families = ("mae", "simmim", "simclr", "clip", "vit", "bert", "gpt", "nnlm", "elmo", "igpt")
     return next(f for f in families if name.startswith(f))
 
 
@@ -70,6 +71,10 @@ def run(model, name: str) -> torch.Tensor:
         return model(imgs, generator=g)["loss"]
     if kind == "simclr":
         return model(torch.stack([imgs, imgs.flip(-1)], 1))["loss"]
+    if kind == "clip":
+        ids = torch.randint(1, 128, (2, 8), generator=g)
+        ids[0, 5:] = model.config.pad_token_id
+        return model(imgs, ids)["loss"]
     return model(imgs).square().mean()
 
 
