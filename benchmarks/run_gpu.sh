@@ -20,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-profiles="kernels models models-compiled word2vec quality contrastive gpt tune:<case> selftest"
+profiles="kernels models models-compiled word2vec quality contrastive gpt patch tune:<case> selftest"
 usage() { echo "usage: bash benchmarks/run_gpu.sh --profile {${profiles// /|}} [--dry-run|--stage] | --list" >&2; exit 2; }
 
 profile="" mode=run
@@ -48,7 +48,7 @@ if [ "$mode" = list ]; then
   for p in $profiles; do echo "$p: data [$(data_of "$p")]"; done
   exit 0
 fi
-case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|tune:?*|selftest) ;; *) usage ;; esac
+case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|patch|tune:?*|selftest) ;; *) usage ;; esac
 
 D=".gpu-data"
 export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}" FASTPRETRAIN_DATA="$PWD/$D"
@@ -152,6 +152,13 @@ case "$profile" in
     # GPT-2 124M B=16 S=1024 step: ours (dense and packed) vs HF sdpa, eager and compiled; then GPT's learning tests on CUDA.
     section bench-gpt 290 python3 benchmarks/bench_gpt.py --out "$out"
     section tests-gpt 60 bash -c "cd tests && python3 -m pytest -q -p no:cacheprovider --junitxml='$out/tests_gpt.xml' models/test_gpt.py models/test_gpt_learning.py"
+    ;;
+  patch)
+    # fastpretrain.patch on HF BERT-base (padded, varlen), GPT-2 124M, ViTMAE-base and timm ViT-B/16: unpatched vs patched vs + compile.
+    section patch-bert 85 python3 benchmarks/bench_patch.py --model bert --out "$out"
+    section patch-gpt2 85 python3 benchmarks/bench_patch.py --model gpt2 --out "$out"
+    section patch-vit-mae 85 python3 benchmarks/bench_patch.py --model vit_mae --out "$out"
+    section patch-timm-vit 75 python3 benchmarks/bench_patch.py --model timm_vit --out "$out"
     ;;
   tune:*)
     section tune 370 python3 benchmarks/tune_attention.py --cases "${profile#tune:}" --out "$out"

@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks/run_gpu.sh"
-PROFILES = ["kernels", "models", "models-compiled", "word2vec", "quality", "contrastive", "gpt", "tune:BERT S512"]
+PROFILES = ["kernels", "models", "models-compiled", "word2vec", "quality", "contrastive", "gpt", "patch",
+            "tune:BERT S512"]  # fmt: skip
 
 
 def run(*args, env=None, out=None):
