@@ -122,13 +122,26 @@ def refuse_output_attentions(module, args, kwargs):
                          "call fastpretrain.unpatch(model) to get them")  # fmt: skip
 
 
+def dispatches(cls: type) -> bool:
+    """Whether the attention class's forward looks its attention function up in HF's interface
+    (older transformers hard-wire sdpa / eager classes, which ``_attn_implementation`` cannot reach)."""
+    code = getattr(inspect.unwrap(cls.forward), "__code__", None)
+    return code is not None and "ALL_ATTENTION_FUNCTIONS" in code.co_names
+
+
 def patch_attention(patcher, model, attention_classes: tuple[type, ...]) -> None:
     """Switch every config whose attention modules all have supported head widths to the fused
     attention; the others are left with the reason. Each distinct config object is switched once
     (ViTMAE's decoder has its own). ``output_attentions=True`` is refused at every HF model in it."""
-    from transformers import PreTrainedModel
+    import transformers
 
-    register()
+    try:
+        register()
+    except ImportError as e:
+        patcher.leave(
+            "attention", f"transformers {transformers.__version__} lacks the attention / mask interfaces ({e})"
+        )
+        return
     by_config: dict[int, tuple] = {}
     for path, module in model.named_modules():
         if isinstance(module, attention_classes):
@@ -144,6 +157,11 @@ def patch_attention(patcher, model, attention_classes: tuple[type, ...]) -> None
         if bad:
             patcher.leave(where, f"head dim {bad[0][1]} at {bad[0][0]}; the fused attention takes {HEAD_DIMS}")
             continue
+        direct = [type(m).__name__ for _, m in modules if not dispatches(type(m))]
+        if direct:
+            patcher.leave(where, f"{direct[0]} of transformers {transformers.__version__} does not dispatch through "
+                                 f"AttentionInterface; a newer transformers does")  # fmt: skip
+            continue
         was = config._attn_implementation
         patcher.set(config, "_attn_implementation", NAME)
         patcher.done(f"fused attention (was {was!r}; padded batches: key padding mask, "
@@ -151,7 +169,7 @@ def patch_attention(patcher, model, attention_classes: tuple[type, ...]) -> None
         hooked = True
     if hooked:
         for module in model.modules():
-            if isinstance(module, PreTrainedModel):
+            if isinstance(module, transformers.PreTrainedModel):
                 patcher.hook(module, refuse_output_attentions)
 
 

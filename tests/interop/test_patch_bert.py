@@ -125,6 +125,22 @@ def test_refuses_unsupported_head_dims():
         fastpretrain.patch(model, loss=False)
 
 
+def test_leaves_attention_that_does_not_dispatch_through_hf_interface():
+    """An attention class whose own forward does not look up HF's interface (older transformers, custom
+    subclasses) is left: switching the config might not reach it."""
+
+    class Hardwired(transformers.models.bert.modeling_bert.BertSelfAttention):
+        def forward(self, hidden_states, attention_mask=None, **kwargs):
+            return super().forward(hidden_states, attention_mask, **kwargs)
+
+    model = mlm()
+    old = model.bert.encoder.layer[1].attention.self
+    model.bert.encoder.layer[1].attention.self = Hardwired(model.config)
+    model.bert.encoder.layer[1].attention.self.load_state_dict(old.state_dict())
+    report = fastpretrain.patch(model)
+    assert "Hardwired of transformers" in report.left[0][1] and model.config._attn_implementation == "sdpa"
+
+
 def test_refuses_output_attentions_and_4d_masks():
     model = mlm()
     fastpretrain.patch(model)
