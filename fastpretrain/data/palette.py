@@ -68,3 +68,29 @@ def to_unit(images: torch.Tensor, size: int | None = None) -> torch.Tensor:
     if size is not None and x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="area")
     return x
+
+
+class PaletteImages(torch.utils.data.Dataset):
+    """Images as palette ids, quantized once: ``{"tokens": int64 [L]}`` items (what
+    :class:`~fastpretrain.models.ImageGPT` takes), labels kept for the probe."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, palette: torch.Tensor, size: int,
+                 batch: int = 4096) -> None:  # fmt: skip
+        self.palette, self.size, self.labels = palette, size, labels.long()
+        chunks = [quantize(to_unit(images[i : i + batch], size), palette).to(torch.int16)
+                  for i in range(0, len(images), batch)]  # fmt: skip
+        self.tokens = torch.cat(chunks)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"tokens": self.tokens[i].long()}
+
+
+def sample_pixels(images: torch.Tensor, size: int, n: int, seed: int = 0) -> torch.Tensor:
+    """[n, C] pixels of ``images`` [N, C, H, W] (resized to ``size``) drawn at random, for :func:`kmeans_palette`."""
+    g = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(images), (min(n, len(images) * size * size) // (size * size) + 1,), generator=g)
+    pixels = to_unit(images[picks], size).permute(0, 2, 3, 1).reshape(-1, images.shape[1])
+    return pixels[torch.randperm(len(pixels), generator=g)[:n]]
