@@ -48,6 +48,8 @@ ATTENTION = [
     ("long causal S8192 D128", 1, 16, 16, 8192, 128, "causal"),
     ("D16 S256", 2, 4, 4, 256, 16, "dense"),
     ("D96 S256", 2, 4, 4, 256, 96, "dense"),
+    ("BEiT-B S197 relative position bias", 8, 12, 12, 197, 64, "bias"),
+    ("BEiT-B S197 bias per image", 8, 12, 12, 197, 64, "bias batched"),
 ]
 
 # name: (sg, hs, shared negatives (HogBatch), negative, d), window 5: the word2vec updates trained with.
@@ -76,7 +78,10 @@ def attention_workload(b, h, hk, s, d, mode, dtype) -> Callable[[], None]:
         else:
             q, k, v = _leaf(b, h, s, d, dtype=dtype), _leaf(b, hk, s, d, dtype=dtype), _leaf(b, hk, s, d, dtype=dtype)
             mask = torch.arange(s)[None, :] < torch.linspace(s // 2, s, b).long()[:, None] if mode == "padded" else None
-            out = ops.attention(q, k, v, causal=causal, key_padding_mask=mask, dropout_p=p)
+            bias = None  # BEiT's relative position bias: float32 (a parameter under autocast), with its gradient
+            if "bias" in mode:
+                bias = _leaf(*((b, h, s, s) if "batched" in mode else (h, s, s)))
+            out = ops.attention(q, k, v, causal=causal, key_padding_mask=mask, dropout_p=p, attn_bias=bias)
         out.backward(torch.ones_like(out))
 
     return run

@@ -10,6 +10,11 @@ for real keys), and dropout, whose keep mask is Philox(seed; i, j, b * H + h, 0)
 regenerates exactly the forward's mask. A query row that sees no key gets a zero output and zero
 gradients. GQA: query head h reads key/value head h // GROUP.
 
+An additive bias (dense layout only; BEiT's relative position bias) is read as a float [B, H, Sq, Sk]
+with unit stride over keys and batch stride 0 when one [H, Sq, Sk] bias serves every sequence; it
+is added to the scaled scores before the softmax. Its gradient is the score gradient dS, written
+by the dQ kernel (accumulated atomically over the batch for a broadcast bias).
+
 The softmax runs in base 2: scores are scaled by scale * log2(e) and the saved lse is in log2
 units (+inf for rows that see no key, so their recomputed probabilities are 0).
 """
@@ -47,6 +52,14 @@ def _allowed(rows, cols, seqlen_k, kpm_row, CAUSAL: tl.constexpr, HAS_KPM: tl.co
 
 
 @triton.jit
+def _bias_tile(bias_base, rows, cols, seqlen_q, seqlen_k, sbq):
+    """The bias [BLOCK_M, BLOCK_N] of a tile times log2(e) (base-2 softmax), 0 outside the sequence."""
+    ok = (rows[:, None] < seqlen_q) & (cols[None, :] < seqlen_k)
+    off = rows[:, None].to(tl.int64) * sbq + cols[None, :]
+    return tl.load(bias_base + off, mask=ok, other=0.0).to(tl.float32) * 1.4426950408889634
+
+
+@triton.jit
 def _sequence(CU, b, Sq, Sk, VARLEN: tl.constexpr):
     """(first row, query length, key length) of batch entry b: a packed sequence's bounds from
     cu_seqlens, or row 0 and the dense lengths."""
@@ -74,15 +87,17 @@ def _unmasked_end(start_m, seqlen_k, CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr
 
 @triton.jit
 def _forward_block(acc, m_i, l_i, q, k_base, v_base, rows, start_n, seqlen_k, kpm_row, seed, bh, sks, svs, dims,
-                   mask_d, scale_log2, DROP_THRESHOLD, drop_scale, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
-                   HAS_KPM: tl.constexpr, DROPOUT: tl.constexpr, PRECISION: tl.constexpr,
-                   BLOCK_N: tl.constexpr):  # fmt: skip
+                   mask_d, scale_log2, DROP_THRESHOLD, drop_scale, bias_base, seqlen_q, sbq, MASKED: tl.constexpr,
+                   CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr, DROPOUT: tl.constexpr, HAS_BIAS: tl.constexpr,
+                   PRECISION: tl.constexpr, BLOCK_N: tl.constexpr):  # fmt: skip
     """One key block of the online softmax: the updated (acc, m_i, l_i)."""
     cols = start_n + tl.arange(0, BLOCK_N)
     mask_n = cols < seqlen_k
     kt = tl.load(k_base + cols[None, :].to(tl.int64) * sks + dims[:, None],
                  mask=mask_d[:, None] & mask_n[None, :], other=0.0)  # fmt: skip
     s = tl.dot(q, kt, input_precision=PRECISION) * scale_log2
+    if HAS_BIAS:
+        s += _bias_tile(bias_base, rows, cols, seqlen_q, seqlen_k, sbq)
     if MASKED:
         s = tl.where(_allowed(rows, cols, seqlen_k, kpm_row, CAUSAL, HAS_KPM), s, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(s, axis=1))
@@ -100,15 +115,18 @@ def _forward_block(acc, m_i, l_i, q, k_base, v_base, rows, start_n, seqlen_k, kp
 
 @triton.jit
 def _grad_q_block(dq, q, do, lse, delta, k_base, v_base, rows, start_n, seqlen_k, kpm_row, seed, bh, sks, svs, dims,
-                  mask_d, scale_log2, DROP_THRESHOLD, drop_scale, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
-                  HAS_KPM: tl.constexpr, DROPOUT: tl.constexpr, PRECISION: tl.constexpr,
+                  mask_d, scale_log2, DROP_THRESHOLD, drop_scale, bias_base, dbias_base, seqlen_q, sbq, sdbq,
+                  MASKED: tl.constexpr, CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr, DROPOUT: tl.constexpr,
+                  HAS_BIAS: tl.constexpr, BIAS_GRAD: tl.constexpr, BIAS_ATOMIC: tl.constexpr, PRECISION: tl.constexpr,
                   BLOCK_N: tl.constexpr):  # fmt: skip
-    """dq accumulated over one key block."""
+    """dq accumulated over one key block (and the block's dS written as the bias gradient)."""
     cols = start_n + tl.arange(0, BLOCK_N)
     tile_n = (cols < seqlen_k)[:, None] & mask_d[None, :]
     k = tl.load(k_base + cols[:, None].to(tl.int64) * sks + dims[None, :], mask=tile_n, other=0.0)
     v = tl.load(v_base + cols[:, None].to(tl.int64) * svs + dims[None, :], mask=tile_n, other=0.0)
     s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2
+    if HAS_BIAS:
+        s += _bias_tile(bias_base, rows, cols, seqlen_q, seqlen_k, sbq)
     p = tl.exp2(s - lse[:, None])
     if MASKED:
         p = tl.where(_allowed(rows, cols, seqlen_k, kpm_row, CAUSAL, HAS_KPM), p, 0.0)
@@ -116,16 +134,23 @@ def _grad_q_block(dq, q, do, lse, delta, k_base, v_base, rows, start_n, seqlen_k
     if DROPOUT:
         dp = tl.where(_keep(seed, rows, cols, bh, DROP_THRESHOLD), dp * drop_scale, 0.0)
     ds = p * (dp - delta[:, None])
+    if BIAS_GRAD:
+        ok = (rows[:, None] < seqlen_q) & (cols[None, :] < seqlen_k)
+        off = rows[:, None].to(tl.int64) * sdbq + cols[None, :]
+        if BIAS_ATOMIC:
+            tl.atomic_add(dbias_base + off, ds, mask=ok)
+        else:
+            tl.store(dbias_base + off, ds, mask=ok)
     return dq + tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
 
 
 @triton.jit
-def _forward_kernel(Q, K, V, O, LSE, KPM, CU, SEED,
-                    sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos, slb, slh,
+def _forward_kernel(Q, K, V, O, LSE, KPM, CU, SEED, BIAS,
+                    sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos, slb, slh, sbb, sbh, sbq,
                     H, GROUP, Sq, Sk, scale_log2, DROP_THRESHOLD, drop_scale,
                     D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr, VARLEN: tl.constexpr, DROPOUT: tl.constexpr,
-                    PRECISION: tl.constexpr):  # fmt: skip
+                    HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
     start_m = tl.program_id(0) * BLOCK_M
     bh = tl.program_id(1)
     b = bh // H
@@ -145,6 +170,7 @@ def _forward_kernel(Q, K, V, O, LSE, KPM, CU, SEED,
     k_base = K + b64 * skb + hk * skh + start * sks
     v_base = V + b64 * svb + hk * svh + start * svs
     kpm_row = KPM + b64 * Sk
+    bias_base = BIAS + b64 * sbb + h * sbh
     seed = 0
     if DROPOUT:
         seed = tl.load(SEED)
@@ -158,12 +184,14 @@ def _forward_kernel(Q, K, V, O, LSE, KPM, CU, SEED,
     mid = _unmasked_end(start_m, seqlen_k, CAUSAL, HAS_KPM, BLOCK_N)
     for start_n in range(0, mid, BLOCK_N):
         acc, m_i, l_i = _forward_block(acc, m_i, l_i, q, k_base, v_base, rows, start_n, seqlen_k, kpm_row, seed, bh,
-                                       sks, svs, dims, mask_d, scale_log2, DROP_THRESHOLD, drop_scale, False, CAUSAL,
-                                       HAS_KPM, DROPOUT, PRECISION, BLOCK_N)  # fmt: skip
+                                       sks, svs, dims, mask_d, scale_log2, DROP_THRESHOLD, drop_scale, bias_base,
+                                       seqlen_q, sbq, False, CAUSAL, HAS_KPM, DROPOUT, HAS_BIAS, PRECISION,
+                                       BLOCK_N)  # fmt: skip
     for start_n in range(mid, end_n, BLOCK_N):
         acc, m_i, l_i = _forward_block(acc, m_i, l_i, q, k_base, v_base, rows, start_n, seqlen_k, kpm_row, seed, bh,
-                                       sks, svs, dims, mask_d, scale_log2, DROP_THRESHOLD, drop_scale, True, CAUSAL,
-                                       HAS_KPM, DROPOUT, PRECISION, BLOCK_N)  # fmt: skip
+                                       sks, svs, dims, mask_d, scale_log2, DROP_THRESHOLD, drop_scale, bias_base,
+                                       seqlen_q, sbq, True, CAUSAL, HAS_KPM, DROPOUT, HAS_BIAS, PRECISION,
+                                       BLOCK_N)  # fmt: skip
     empty = l_i == 0.0
     l_safe = tl.where(empty, 1.0, l_i)
     out = acc / l_safe[:, None]
@@ -174,13 +202,13 @@ def _forward_kernel(Q, K, V, O, LSE, KPM, CU, SEED,
 
 
 @triton.jit
-def _grad_kv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, KPM, CU, SEED,
+def _grad_kv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, KPM, CU, SEED, BIAS,
                     sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sgb, sgh, sgs,
-                    sdkb, sdkh, sdks, sdvb, sdvh, sdvs, slb, slh,
+                    sdkb, sdkh, sdks, sdvb, sdvh, sdvs, slb, slh, sbb, sbh, sbq,
                     H, GROUP, Sq, Sk, scale, scale_log2, DROP_THRESHOLD, drop_scale,
                     D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr, VARLEN: tl.constexpr, DROPOUT: tl.constexpr,
-                    PRECISION: tl.constexpr):  # fmt: skip
+                    HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
     """dK, dV of one key block of key/value head hk, summed over the GROUP query heads that read it.
     LSE and DELTA share one layout."""
     start_n = tl.program_id(0) * BLOCK_N
@@ -214,6 +242,7 @@ def _grad_kv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, KPM, CU, SEED,
         q_base = Q + b64 * sqb + h * sqh
         do_base = DO + b64 * sgb + h * sgh
         l_base = b64 * slb + h * slh + start
+        bias_base = BIAS + b64 * sbb + h * sbh
         for start_m in range(start_m0, seqlen_q, BLOCK_M):
             rows = start_m + tl.arange(0, BLOCK_M)
             mask_m = rows < seqlen_q
@@ -224,6 +253,8 @@ def _grad_kv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, KPM, CU, SEED,
             lse = tl.load(LSE + l_base + rows, mask=mask_m, other=float("inf"))
             delta = tl.load(DELTA + l_base + rows, mask=mask_m, other=0.0)
             s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2
+            if HAS_BIAS:
+                s += _bias_tile(bias_base, rows, cols, seqlen_q, seqlen_k, sbq)
             allowed = _allowed(rows, cols, seqlen_k, kpm_row, CAUSAL, HAS_KPM)
             p = tl.where(allowed, tl.exp2(s - lse[:, None]), 0.0)
             dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
@@ -243,13 +274,15 @@ def _grad_kv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, KPM, CU, SEED,
 
 
 @triton.jit
-def _grad_q_kernel(Q, K, V, DO, LSE, DELTA, DQ, KPM, CU, SEED,
+def _grad_q_kernel(Q, K, V, DO, LSE, DELTA, DQ, KPM, CU, SEED, BIAS, DBIAS,
                    sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sgb, sgh, sgs, sdqb, sdqh, sdqs, slb, slh,
+                   sbb, sbh, sbq, sdbb, sdbh, sdbq,
                    H, GROUP, Sq, Sk, scale, scale_log2, DROP_THRESHOLD, drop_scale,
                    D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                    CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr, VARLEN: tl.constexpr, DROPOUT: tl.constexpr,
+                   HAS_BIAS: tl.constexpr, BIAS_GRAD: tl.constexpr, BIAS_ATOMIC: tl.constexpr,
                    PRECISION: tl.constexpr):  # fmt: skip
-    """dQ of one query block."""
+    """dQ of one query block, and with BIAS_GRAD its rows of dS into DBIAS (float32)."""
     start_m = tl.program_id(0) * BLOCK_M
     bh = tl.program_id(1)
     b = bh // H
@@ -273,6 +306,8 @@ def _grad_q_kernel(Q, K, V, DO, LSE, DELTA, DQ, KPM, CU, SEED,
     k_base = K + b64 * skb + hk * skh + start * sks
     v_base = V + b64 * svb + hk * svh + start * svs
     kpm_row = KPM + b64 * Sk
+    bias_base = BIAS + b64 * sbb + h * sbh
+    dbias_base = DBIAS + b64 * sdbb + h * sdbh
     seed = 0
     if DROPOUT:
         seed = tl.load(SEED)
@@ -284,12 +319,14 @@ def _grad_q_kernel(Q, K, V, DO, LSE, DELTA, DQ, KPM, CU, SEED,
     mid = _unmasked_end(start_m, seqlen_k, CAUSAL, HAS_KPM, BLOCK_N)
     for start_n in range(0, mid, BLOCK_N):
         dq = _grad_q_block(dq, q, do, lse, delta, k_base, v_base, rows, start_n, seqlen_k, kpm_row, seed, bh, sks, svs,
-                           dims, mask_d, scale_log2, DROP_THRESHOLD, drop_scale, False, CAUSAL, HAS_KPM, DROPOUT,
-                           PRECISION, BLOCK_N)  # fmt: skip
+                           dims, mask_d, scale_log2, DROP_THRESHOLD, drop_scale, bias_base, dbias_base, seqlen_q, sbq,
+                           sdbq, False, CAUSAL, HAS_KPM, DROPOUT, HAS_BIAS, BIAS_GRAD, BIAS_ATOMIC, PRECISION,
+                           BLOCK_N)  # fmt: skip
     for start_n in range(mid, end_n, BLOCK_N):
         dq = _grad_q_block(dq, q, do, lse, delta, k_base, v_base, rows, start_n, seqlen_k, kpm_row, seed, bh, sks, svs,
-                           dims, mask_d, scale_log2, DROP_THRESHOLD, drop_scale, True, CAUSAL, HAS_KPM, DROPOUT,
-                           PRECISION, BLOCK_N)  # fmt: skip
+                           dims, mask_d, scale_log2, DROP_THRESHOLD, drop_scale, bias_base, dbias_base, seqlen_q, sbq,
+                           sdbq, True, CAUSAL, HAS_KPM, DROPOUT, HAS_BIAS, BIAS_GRAD, BIAS_ATOMIC, PRECISION,
+                           BLOCK_N)  # fmt: skip
     dq_off = b64 * sdqb + h * sdqh + q_rows[:, None] * sdqs + dims[None, :]
     tl.store(DQ + dq_off, (dq * scale).to(DQ.dtype.element_ty), mask=tile_m)
 
@@ -325,10 +362,19 @@ def _last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
+def _bias_strides(bias: torch.Tensor | None) -> tuple[int, int, int]:
+    """(batch, head, query row) strides of a [H, Sq, Sk] (batch stride 0) or [B, H, Sq, Sk] bias."""
+    if bias is None:
+        return (0, 0, 0)
+    bias = _last_dim_contiguous(bias)
+    return (0, *bias.stride()[:2]) if bias.dim() == 3 else tuple(bias.stride()[:3])
+
+
 class _Problem:
     """Shapes, strides and constexprs shared by the three kernels of one attention call."""
 
-    def __init__(self, q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, configs):
+    def __init__(self, q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, configs,
+                 bias=None):  # fmt: skip
         self.varlen = cu_seqlens is not None
         if self.varlen:
             self.batch, self.sq, self.sk = cu_seqlens.numel() - 1, max_seqlen, max_seqlen
@@ -339,7 +385,7 @@ class _Problem:
         self.scale = scale
         block_d = max(16, triton.next_power_of_2(self.dim))
         self.meta = dict(D=self.dim, BLOCK_D=block_d, CAUSAL=causal, HAS_KPM=key_padding_mask is not None,
-                         VARLEN=self.varlen, DROPOUT=dropout_p > 0.0,
+                         VARLEN=self.varlen, DROPOUT=dropout_p > 0.0, HAS_BIAS=bias is not None,
                          PRECISION="ieee" if q.dtype == torch.float32 else "tf32")  # fmt: skip
         self.configs = _config(q, max(self.sq, self.sk), dropout_p > 0.0)
         self.configs.update({name: cfg for name, cfg in configs.items() if cfg is not None})
@@ -349,6 +395,8 @@ class _Problem:
         self.kpm = key_padding_mask.contiguous().view(torch.uint8) if key_padding_mask is not None else dummy
         self.cu = cu_seqlens.contiguous() if self.varlen else dummy
         self.seed = seed if seed is not None else dummy
+        self.bias = _last_dim_contiguous(bias) if bias is not None else dummy
+        self.bias_strides = _bias_strides(bias)
 
     def strides(self, t: torch.Tensor) -> tuple[int, int, int]:
         """(batch, head, row) strides; packed tensors have no batch stride (rows carry the offset)."""
@@ -370,27 +418,32 @@ class _Problem:
 
 
 def attention_forward(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed,
-                      config=None):  # fmt: skip
-    """(out, lse float32 in log2 units); see the module docstring for layouts and masks. ``config``
-    (BLOCK_M, BLOCK_N, num_warps, num_stages) overrides the default blocks, for tuning."""
+                      bias=None, config=None):  # fmt: skip
+    """(out, lse float32 in log2 units); see the module docstring for layouts, masks and ``bias``.
+    ``config`` (BLOCK_M, BLOCK_N, num_warps, num_stages) overrides the default blocks, for tuning."""
     q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
-    pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, {"forward": config})
+    pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, {"forward": config},
+                  bias)  # fmt: skip
     cfg = pb.configs["forward"]
     out = contract.attention_out_like(q)
     lse, lse_strides = pb.lse_empty(q)
     _forward_kernel[pb.grid(pb.sq, cfg["BLOCK_M"], pb.heads)](
-        q, k, v, out, lse, pb.kpm, pb.cu, pb.seed, *pb.strides(q), *pb.strides(k), *pb.strides(v), *pb.strides(out),
-        *lse_strides, *pb.shared, scale * LOG2E, pb.threshold, pb.drop_scale, **pb.meta, **cfg)  # fmt: skip
+        q, k, v, out, lse, pb.kpm, pb.cu, pb.seed, pb.bias, *pb.strides(q), *pb.strides(k), *pb.strides(v),
+        *pb.strides(out), *lse_strides, *pb.bias_strides, *pb.shared, scale * LOG2E, pb.threshold, pb.drop_scale,
+        **pb.meta, **cfg)  # fmt: skip
     return out, lse
 
 
 def attention_backward(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_padding_mask, causal, scale,
-                       dropout_p, seed, kv_config=None, q_config=None):  # fmt: skip
-    """(dq, dk, dv) of the forward above, recomputing probabilities from ``lse``. ``kv_config`` and
-    ``q_config`` override the blocks of the dK/dV and the dQ kernel, for tuning."""
+                       dropout_p, seed, bias=None, bias_grad=False, kv_config=None, q_config=None):  # fmt: skip
+    """(dq, dk, dv, dbias) of the forward above, recomputing probabilities from ``lse``; dbias is a
+    float32 tensor of the bias's shape when ``bias_grad``, else None. ``kv_config`` and ``q_config``
+    override the blocks of the dK/dV and the dQ kernel, for tuning."""
     q, k, v, grad_out = (_last_dim_contiguous(t) for t in (q, k, v, grad_out.to(q.dtype)))
     pb = _Problem(q, k, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed,
-                  {"grad_kv": kv_config, "grad_q": q_config})  # fmt: skip
+                  {"grad_kv": kv_config, "grad_q": q_config}, bias)  # fmt: skip
+    bias_grad = bias_grad and bias is not None
+    dbias = torch.zeros(bias.shape, device=q.device, dtype=torch.float32) if bias_grad else pb.bias
     delta = (grad_out.float() * out.float()).sum(-1)  # rowsum(dO * O) = rowsum(P * dP)
     delta = (delta.T if pb.varlen else delta).contiguous()
     lse = lse.contiguous()
@@ -400,9 +453,11 @@ def attention_backward(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_
     tail = (*pb.shared, scale, scale * LOG2E, pb.threshold, pb.drop_scale)
     kv_cfg, q_cfg = pb.configs["grad_kv"], pb.configs["grad_q"]
     _grad_kv_kernel[pb.grid(pb.sk, kv_cfg["BLOCK_N"], pb.kv_heads)](
-        q, k, v, grad_out, lse, delta, dk, dv, pb.kpm, pb.cu, pb.seed, *inputs, *pb.strides(dk), *pb.strides(dv),
-        *lse_strides, *tail, **pb.meta, **kv_cfg)  # fmt: skip
+        q, k, v, grad_out, lse, delta, dk, dv, pb.kpm, pb.cu, pb.seed, pb.bias, *inputs, *pb.strides(dk),
+        *pb.strides(dv), *lse_strides, *pb.bias_strides, *tail, **pb.meta, **kv_cfg)  # fmt: skip
+    atomic = bias_grad and bias.dim() == 3 and pb.batch > 1  # one [H, Sq, Sk] gradient summed over the batch
     _grad_q_kernel[pb.grid(pb.sq, q_cfg["BLOCK_M"], pb.heads)](
-        q, k, v, grad_out, lse, delta, dq, pb.kpm, pb.cu, pb.seed, *inputs, *pb.strides(dq), *lse_strides, *tail,
-        **pb.meta, **q_cfg)  # fmt: skip
-    return dq, dk, dv
+        q, k, v, grad_out, lse, delta, dq, pb.kpm, pb.cu, pb.seed, pb.bias, dbias, *inputs, *pb.strides(dq),
+        *lse_strides, *pb.bias_strides, *(_bias_strides(dbias) if bias_grad else (0, 0, 0)), *tail, **pb.meta,
+        BIAS_GRAD=bias_grad, BIAS_ATOMIC=atomic, **q_cfg)  # fmt: skip
+    return dq, dk, dv, dbias if bias_grad else None

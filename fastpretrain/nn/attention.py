@@ -38,11 +38,15 @@ class MultiheadSelfAttention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None, causal: bool = False,
-                cu_seqlens: torch.Tensor | None = None, max_seqlen: int | None = None) -> torch.Tensor:  # fmt: skip
-        """x: [B, S, E] with an optional bool [B, S] ``key_padding_mask`` (True = real token), or a
-        packed [total, E] with ``cu_seqlens`` and ``max_seqlen`` (see :func:`fastpretrain.nn.unpad`)."""
+                cu_seqlens: torch.Tensor | None = None, max_seqlen: int | None = None,
+                attn_bias: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """x: [B, S, E] with an optional bool [B, S] ``key_padding_mask`` (True = real token) and an
+        additive ``attn_bias`` [H, S, S] or [B, H, S, S] (BEiT's relative positions), or a packed
+        [total, E] with ``cu_seqlens`` and ``max_seqlen`` (see :func:`fastpretrain.nn.unpad`)."""
         dropout_p = self.attn_drop if self.training else 0.0
         if cu_seqlens is not None:
+            if attn_bias is not None:
+                raise ValueError("attn_bias: not supported on packed (cu_seqlens) batches")
             if max_seqlen is None:
                 raise ValueError("max_seqlen: required with cu_seqlens")
             q, k, v = self.qkv(x).view(x.shape[0], 3, self.num_heads, self.head_dim).unbind(1)
@@ -50,5 +54,6 @@ class MultiheadSelfAttention(nn.Module):
             return self.proj_drop(self.proj(out.reshape(x.shape)))
         b, s, e = x.shape
         q, k, v = self.qkv(x).view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        out = attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask, dropout_p=dropout_p)
+        out = attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask, dropout_p=dropout_p,
+                        attn_bias=attn_bias)  # fmt: skip
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, s, e)))

@@ -27,7 +27,8 @@ class TransformerBlock(nn.Module):
             (None: no LayerScale, ``ls1``/``ls2`` are identities). eps: the LayerNorms' epsilon.
 
     ``forward(x)`` takes a dense [B, S, E] batch (optional bool ``key_padding_mask`` [B, S], True =
-    real token) or a packed [total, E] one with ``cu_seqlens`` and ``max_seqlen``.
+    real token; optional additive ``attn_bias`` [H, S, S] or [B, H, S, S], BEiT's relative position
+    bias) or a packed [total, E] one with ``cu_seqlens`` and ``max_seqlen``.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_dim: int, *, qkv_bias: bool = True, pre_norm: bool = True,
@@ -47,9 +48,12 @@ class TransformerBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
-                cu_seqlens: torch.Tensor | None = None, max_seqlen: int | None = None) -> torch.Tensor:  # fmt: skip
+                cu_seqlens: torch.Tensor | None = None, max_seqlen: int | None = None,
+                attn_bias: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        bias = {} if attn_bias is None else {"attn_bias": attn_bias}  # only MultiheadSelfAttention takes one
+
         def attn(y):
-            y = self.attn(y, key_padding_mask, self.causal, cu_seqlens, max_seqlen)
+            y = self.attn(y, key_padding_mask, self.causal, cu_seqlens, max_seqlen, **bias)
             return self.drop_path(self.ls1(y), cu_seqlens)
 
         def mlp(y):

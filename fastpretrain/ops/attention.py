@@ -10,6 +10,9 @@ Semantics, shared by the Triton kernels and the pure-torch references below:
   Philox4x32-10(seed; i, j, b * H + h, 0) are >= p * 2**24, and scales kept weights by 1 / (1 - p);
   the backward regenerates the same mask, and the reference draws the same bits in plain torch.
 - GQA: k and v may have fewer heads than q (a divisor); query head h reads head h // (H / Hk).
+- ``attn_bias`` (dense only): a finite float [H, Sq, Sk] (shared by the batch) or [B, H, Sq, Sk] added to
+  the scaled scores, softmax(q k^T * scale + bias); its gradient is the score gradient dS (summed
+  over the batch for the shared form). Unlike SDPA's float ``attn_mask``, it is differentiable.
 """
 
 from __future__ import annotations
@@ -57,13 +60,16 @@ def dropout_keep_mask(seed: int, dropout_p: float, batch: int, heads: int, sq: i
     return (bits >= dropout_threshold(dropout_p)).view(batch, heads, sq, sk)
 
 
-def _attend(q, k, v, allowed, keep, scale, dropout_p, grad_out=None):
-    """Attention of [B, H, Sq, D] on [B, Hk, Sk, D] given the bool [.., Sq, Sk] pairs that take part
-    and the dropout keep mask (or None). Forward: (out in q's dtype, lse float32 in log2 units);
-    given ``grad_out``, the backward instead: (dq, dk, dv), computed in float32."""
+def _attend(q, k, v, allowed, keep, scale, dropout_p, grad_out=None, bias=None):
+    """Attention of [B, H, Sq, D] on [B, Hk, Sk, D] given the bool [.., Sq, Sk] pairs that take part,
+    the dropout keep mask (or None) and the additive bias (or None). Forward: (out in q's dtype, lse
+    float32 in log2 units); given ``grad_out``, the backward instead: (dq, dk, dv, dS float32
+    [B, H, Sq, Sk]), computed in float32."""
     group = q.shape[1] // k.shape[1]
     kr, vr = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
     s = (q @ kr.transpose(-1, -2)).float() * scale
+    if bias is not None:
+        s = s + bias.float()
     s = s.masked_fill(~allowed, float("-inf"))
     any_key = allowed.any(-1, keepdim=True)
     s = s.masked_fill(~any_key, 0.0)  # rows that see nothing: a finite softmax, zeroed below
@@ -82,14 +88,14 @@ def _attend(q, k, v, allowed, keep, scale, dropout_p, grad_out=None):
     dk = ds.transpose(-1, -2) @ q.float() * scale
     b, hk, sk, d = k.shape
     fold = lambda t: t.view(b, hk, group, sk, d).sum(2)  # noqa: E731 - GQA: sum the heads sharing k, v
-    return dq.to(q.dtype), fold(dk).to(k.dtype), fold(dv).to(v.dtype)
+    return dq.to(q.dtype), fold(dk).to(k.dtype), fold(dv).to(v.dtype), ds
 
 
 def _causal(sq: int, sk: int, device) -> torch.Tensor:
     return torch.ones(sq, sk, dtype=torch.bool, device=device).tril()
 
 
-def _dense_reference(q, k, v, key_padding_mask, causal, scale, dropout_p, seed, grad_out=None):
+def _dense_reference(q, k, v, key_padding_mask, causal, scale, dropout_p, seed, grad_out=None, bias=None):
     b, h, sq, _ = q.shape
     sk = k.shape[2]
     allowed = torch.ones(b, 1, sq, sk, dtype=torch.bool, device=q.device)
@@ -98,7 +104,7 @@ def _dense_reference(q, k, v, key_padding_mask, causal, scale, dropout_p, seed, 
     if key_padding_mask is not None:
         allowed = allowed & key_padding_mask[:, None, None, :]
     keep = dropout_keep_mask(seed, dropout_p, b, h, sq, sk, q.device) if dropout_p > 0 else None
-    return _attend(q, k, v, allowed, keep, scale, dropout_p, grad_out)
+    return _attend(q, k, v, allowed, keep, scale, dropout_p, grad_out, bias)
 
 
 def _varlen_reference(q, k, v, cu_seqlens, causal, scale, dropout_p, seed, grad_out=None):
@@ -114,15 +120,16 @@ def _varlen_reference(q, k, v, cu_seqlens, causal, scale, dropout_p, seed, grad_
         parts.append(_attend(*views[:3], allowed, keep, scale, dropout_p, *views[3:]))
     if grad_out is None:
         return torch.cat([o[0].transpose(0, 1) for o, _ in parts]), torch.cat([lse[0] for _, lse in parts], 1)
-    return tuple(torch.cat([g[i][0].transpose(0, 1) for g in parts]) for i in range(3))
+    return (*(torch.cat([g[i][0].transpose(0, 1) for g in parts]) for i in range(3)), None)
 
 
 def attention_reference(q, k, v, *, causal=False, key_padding_mask=None, dropout_p=0.0, scale=None,
-                        dropout_seed=0):  # fmt: skip
+                        dropout_seed=0, attn_bias=None):  # fmt: skip
     """Pure-torch ``attention`` (the spec and the CPU path), in q's dtype with a float32 softmax;
-    differentiable by torch autograd. Dropout uses ``dropout_seed`` exactly as the kernels do."""
+    differentiable by torch autograd (``attn_bias`` included). Dropout uses ``dropout_seed``
+    exactly as the kernels do."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return _dense_reference(q, k, v, key_padding_mask, causal, scale, dropout_p, dropout_seed)[0]
+    return _dense_reference(q, k, v, key_padding_mask, causal, scale, dropout_p, dropout_seed, bias=attn_bias)[0]
 
 
 def attention_varlen_reference(q, k, v, cu_seqlens, max_seqlen, *, causal=False, dropout_p=0.0, scale=None,
@@ -132,19 +139,22 @@ def attention_varlen_reference(q, k, v, cu_seqlens, max_seqlen, *, causal=False,
     return _varlen_reference(q, k, v, cu_seqlens, causal, scale, dropout_p, dropout_seed)[0]
 
 
-def _forward_reference(q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p, seed):
+def _forward_reference(q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p, seed, bias=None):
     """What the forward op computes, in plain torch: (out, lse float32 in log2 units)."""
     if cu_seqlens is not None:
         return _varlen_reference(q, k, v, cu_seqlens, causal, scale, dropout_p, seed)
-    return _dense_reference(q, k, v, key_padding_mask, causal, scale, dropout_p, seed)
+    return _dense_reference(q, k, v, key_padding_mask, causal, scale, dropout_p, seed, bias=bias)
 
 
-def attention_backward_reference(grad_out, q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p, seed):
-    """The explicit backward in plain torch (the CPU path's): (dq, dk, dv) of the dense (``cu_seqlens``
-    None) or packed attention, recomputing the probabilities; ``seed`` is the int dropout key."""
+def attention_backward_reference(grad_out, q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p, seed,
+                                 bias=None):  # fmt: skip
+    """The explicit backward in plain torch (the CPU path's): (dq, dk, dv, dbias) of the dense
+    (``cu_seqlens`` None) or packed attention, recomputing the probabilities; ``seed`` is the int
+    dropout key; dbias is float32 in the bias's shape (None without a bias)."""
     if cu_seqlens is not None:
         return _varlen_reference(q, k, v, cu_seqlens, causal, scale, dropout_p, seed, grad_out)
-    return _dense_reference(q, k, v, key_padding_mask, causal, scale, dropout_p, seed, grad_out)
+    dq, dk, dv, ds = _dense_reference(q, k, v, key_padding_mask, causal, scale, dropout_p, seed, grad_out, bias)
+    return dq, dk, dv, None if bias is None else (ds.sum(0) if bias.dim() == 3 else ds)
 
 
 def _seed_value(seed: torch.Tensor | None) -> int:
@@ -154,18 +164,21 @@ def _seed_value(seed: torch.Tensor | None) -> int:
 @torch.library.custom_op("fastpretrain::attention_forward", mutates_args=())
 def _forward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor | None,
                 max_seqlen: int, key_padding_mask: torch.Tensor | None, causal: bool, scale: float,
-                dropout_p: float, seed: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                dropout_p: float, seed: torch.Tensor | None,
+                bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(out, lse): lse is float32 in log2 units, [B, H, Sq] dense or [H, total] packed."""
     if use_kernel(q):
         from fastpretrain.kernels.attention import attention_forward
 
-        return attention_forward(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed)
-    out, lse = _forward_reference(q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p, _seed_value(seed))
+        return attention_forward(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed,
+                                 bias)  # fmt: skip
+    out, lse = _forward_reference(q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p, _seed_value(seed),
+                                  bias)  # fmt: skip
     return attention_out_like(q).copy_(out), lse.contiguous()
 
 
 @_forward_op.register_fake
-def _(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed):
+def _(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, bias):
     if cu_seqlens is not None:
         lse = q.new_empty(q.shape[1], q.shape[0], dtype=torch.float32)
     else:
@@ -177,35 +190,43 @@ def _(q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_
 def _backward_op(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
                  lse: torch.Tensor, cu_seqlens: torch.Tensor | None, max_seqlen: int,
                  key_padding_mask: torch.Tensor | None, causal: bool, scale: float, dropout_p: float,
-                 seed: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """(dq, dk, dv), recomputing the probabilities (from lse in the kernels)."""
+                 seed: torch.Tensor | None, bias: torch.Tensor | None,
+                 bias_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(dq, dk, dv, dbias), recomputing the probabilities (from lse in the kernels); dbias has the
+    bias's shape and dtype when ``bias_grad``, else it is an empty tensor."""
     if use_kernel(q):
         from fastpretrain.kernels.attention import attention_backward
 
-        return attention_backward(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_padding_mask, causal,
-                                  scale, dropout_p, seed)  # fmt: skip
-    grads = attention_backward_reference(grad_out, q, k, v, cu_seqlens, key_padding_mask, causal, scale, dropout_p,
-                                         _seed_value(seed))  # fmt: skip
-    return tuple(attention_out_like(t).copy_(g) for t, g in zip((q, k, v), grads))
+        *grads, dbias = attention_backward(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_padding_mask,
+                                           causal, scale, dropout_p, seed, bias, bias_grad)  # fmt: skip
+    else:
+        *grads, dbias = attention_backward_reference(grad_out, q, k, v, cu_seqlens, key_padding_mask, causal, scale,
+                                                     dropout_p, _seed_value(seed), bias)  # fmt: skip
+        grads = [attention_out_like(t).copy_(g) for t, g in zip((q, k, v), grads)]
+    dbias = dbias.to(bias.dtype) if bias_grad and bias is not None else q.new_empty(0)
+    return (*grads, dbias)
 
 
 @_backward_op.register_fake
-def _(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed):
-    return attention_out_like(q), attention_out_like(k), attention_out_like(v)
+def _(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, bias,
+      bias_grad):  # fmt: skip
+    dbias = bias.new_empty(bias.shape) if bias_grad and bias is not None else q.new_empty(0)
+    return attention_out_like(q), attention_out_like(k), attention_out_like(v), dbias
 
 
 def _setup_context(ctx, inputs, output):
-    q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed = inputs
-    ctx.save_for_backward(q, k, v, output[0], output[1], cu_seqlens, key_padding_mask, seed)
+    q, k, v, cu_seqlens, max_seqlen, key_padding_mask, causal, scale, dropout_p, seed, bias = inputs
+    ctx.save_for_backward(q, k, v, output[0], output[1], cu_seqlens, key_padding_mask, seed, bias)
     ctx.args = (max_seqlen, causal, scale, dropout_p)
 
 
 def _backward(ctx, grad_out, grad_lse):
-    q, k, v, out, lse, cu_seqlens, key_padding_mask, seed = ctx.saved_tensors
+    q, k, v, out, lse, cu_seqlens, key_padding_mask, seed, bias = ctx.saved_tensors
     max_seqlen, causal, scale, dropout_p = ctx.args
-    dq, dk, dv = _backward_op(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_padding_mask, causal, scale,
-                              dropout_p, seed)  # fmt: skip
-    return dq, dk, dv, None, None, None, None, None, None, None
+    bias_grad = bias is not None and ctx.needs_input_grad[10]
+    dq, dk, dv, dbias = _backward_op(grad_out, q, k, v, out, lse, cu_seqlens, max_seqlen, key_padding_mask, causal,
+                                     scale, dropout_p, seed, bias, bias_grad)  # fmt: skip
+    return dq, dk, dv, None, None, None, None, None, None, None, dbias if bias_grad else None
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
@@ -246,7 +267,8 @@ def _seed(dropout_p: float, dropout_seed: int | None, device) -> torch.Tensor | 
     return torch.randint(0, 2**62, (1,), dtype=torch.int64, device=device)
 
 
-def attention(q, k, v, *, causal=False, key_padding_mask=None, dropout_p=0.0, scale=None, dropout_seed=None):
+def attention(q, k, v, *, causal=False, key_padding_mask=None, dropout_p=0.0, scale=None, dropout_seed=None,
+              attn_bias=None):  # fmt: skip
     """Softmax(q k^T * scale) v on [B, H, S, D] tensors, like ``F.scaled_dot_product_attention``.
 
     Args:
@@ -257,6 +279,8 @@ def attention(q, k, v, *, causal=False, key_padding_mask=None, dropout_p=0.0, sc
         dropout_p: attention dropout; pass 0.0 in eval mode. dropout_seed: the Philox key (default:
             drawn from torch's RNG, so ``torch.manual_seed`` makes runs repeatable).
         scale: defaults to 1 / sqrt(D).
+        attn_bias: float [H, Sq, Sk] (every sequence) or [B, H, Sq, Sk], added to the scaled scores
+            (BEiT's relative position bias); differentiable, its gradient in its own dtype.
     Returns [B, H, Sq, D] in q's dtype; rows that see no key are 0.
     """
     _check_qkv(q, k, v, 4, "[B, H, S, D]")
@@ -267,8 +291,19 @@ def attention(q, k, v, *, causal=False, key_padding_mask=None, dropout_p=0.0, sc
         checks.tensor("key_padding_mask", key_padding_mask, (torch.bool,), "[B, Sk] (True = real key)")
         checks.shape("key_padding_mask", key_padding_mask, (q.shape[0], k.shape[2]))
         checks.device_like("key_padding_mask", key_padding_mask, "q", q)
+    if attn_bias is not None:
+        _check_bias(attn_bias, q, k)
     seed = _seed(dropout_p, dropout_seed, q.device)
-    return _forward_op(q, k, v, None, 0, key_padding_mask, bool(causal), scale, dropout_p, seed)[0]
+    return _forward_op(q, k, v, None, 0, key_padding_mask, bool(causal), scale, dropout_p, seed, attn_bias)[0]
+
+
+def _check_bias(bias, q, k) -> None:
+    b, h, sq, sk = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
+    checks.tensor("attn_bias", bias, checks.FLOAT, f"[{h}, {sq}, {sk}] or [{b}, {h}, {sq}, {sk}]")
+    if tuple(bias.shape) not in ((h, sq, sk), (b, h, sq, sk)):
+        raise ValueError(f"attn_bias: expected shape {(h, sq, sk)} or {(b, h, sq, sk)} (heads, queries, keys), "
+                         f"got {tuple(bias.shape)}")  # fmt: skip
+    checks.device_like("attn_bias", bias, "q", q)
 
 
 def attention_varlen(q, k, v, cu_seqlens, max_seqlen, *, causal=False, dropout_p=0.0, scale=None, dropout_seed=None):
@@ -300,4 +335,4 @@ def attention_varlen(q, k, v, cu_seqlens, max_seqlen, *, causal=False, dropout_p
         if lengths.max() > max_seqlen:
             raise ValueError(f"max_seqlen: {max_seqlen} is below the longest sequence ({int(lengths.max())})")
     seed = _seed(dropout_p, dropout_seed, q.device)
-    return _forward_op(q, k, v, cu_seqlens, max_seqlen, None, bool(causal), scale, dropout_p, seed)[0]
+    return _forward_op(q, k, v, cu_seqlens, max_seqlen, None, bool(causal), scale, dropout_p, seed, None)[0]

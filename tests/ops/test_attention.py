@@ -1,6 +1,7 @@
 """Fused attention: the Triton kernels (interpreter on CPU) against the fp32 reference, forward and
-every gradient, for each mask mode on odd shapes; dropout's mask and keep rate; the reference's own
-backward; the drop-in functional and module; compile; bad input."""
+every gradient, for each mask mode on odd shapes; the additive bias and its gradient (shared or per
+sequence); dropout's mask and keep rate; the reference's own backward; the drop-in functional and
+module; compile; bad input."""
 
 import logging
 
@@ -77,6 +78,77 @@ def test_kernel_matches_reference(shape, mode, dtype, kernel_path):
         assert got[0][-1].abs().max() == 0 and got[1][-1].abs().max() == 0
 
 
+BIAS_CASES = [  # (B, H, Hk, Sq, Sk, D), mode, one bias for the batch: odd lengths, GQA, batch 1 and length 1
+    ((2, 2, 2, 37, 29, 32), "none", True),
+    ((2, 2, 2, 37, 29, 32), "causal+padding", False),
+    ((3, 2, 2, 19, 19, 16), "dropout", True),
+    ((1, 2, 2, 50, 50, 16), "dropout", False),
+    ((3, 4, 2, 1, 23, 64), "causal+padding", True),
+    ((2, 4, 2, 17, 33, 64), "none", False),
+]
+
+
+def fwd_bwd_bias(fn, q, k, v, bias, grad, dtype, **kwargs):
+    """[out, dq, dk, dv, dbias]: q, k, v in ``dtype``, the bias in float32 (a parameter under autocast)."""
+    leaves = [t.to(dtype).requires_grad_() for t in (q, k, v)] + [bias.clone().requires_grad_()]
+    out = fn(*leaves[:3], attn_bias=leaves[3], **kwargs)
+    return [out, *torch.autograd.grad(out, leaves, grad.to(dtype))]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, *HALF], ids=lambda d: str(d).removeprefix("torch."))
+@pytest.mark.parametrize("shape, mode, shared", BIAS_CASES,
+                         ids=[f"{'x'.join(map(str, s))}-{m}-{'shared' if sh else 'batched'}" for s, m, sh in BIAS_CASES])  # fmt: skip
+def test_kernel_with_bias_matches_reference(shape, mode, shared, dtype, kernel_path):
+    """softmax(q k^T * scale + bias) v through the kernels against the reference: the output and the
+    gradients of q, k, v and the bias (summed over the batch when one bias serves every sequence)."""
+    device, context = kernel_path
+    opts = dict(MODES[mode])
+    b, h, _, sq, sk, _ = shape
+    (q, k, v, grad), mask = make_inputs(*shape, seed=sum(shape) + 1, padding=opts.pop("padding", False), device=device)
+    g = torch.Generator().manual_seed(sum(shape))
+    bias = (2 * torch.randn((h, sq, sk) if shared else (b, h, sq, sk), generator=g)).to(device)
+    kwargs = dict(opts, key_padding_mask=mask, dropout_seed=77)
+    ref32 = fwd_bwd_bias(attention_reference, q, k, v, bias, grad, torch.float32, **kwargs)
+    same = fwd_bwd_bias(attention_reference, q, k, v, bias, grad, dtype, **kwargs)
+    with context():
+        got = fwd_bwd_bias(attention, q, k, v, bias, grad, dtype, **kwargs)
+    assert got[4].dtype == torch.float32 and got[4].shape == bias.shape
+    slack = {"atol": 1e-5} if dtype == torch.float32 else {"ulps": 4, "dtype": dtype}
+    assert_flash_bound(("out", "dq", "dk", "dv", "dbias"), got, ref32, same, **slack)
+    if mode == "none":  # the bias matters: without it the output is another one
+        assert (got[0].float() - attention_reference(q, k, v, **kwargs)).abs().max() > 1e-2
+
+
+def test_bias_gradient_is_the_score_gradient():
+    """dL/dbias written out: dS = P * (dP - rowsum(P * dP)) with P = softmax(S), dP = dO V^T, in float64."""
+    (q, k, v, grad), _ = make_inputs(2, 2, 2, 6, 9, 16, seed=4)
+    bias = torch.randn(2, 6, 9, requires_grad=True)
+    out = attention(q, k, v, attn_bias=bias)
+    (dbias,) = torch.autograd.grad(out, bias, grad)
+    p = torch.softmax((q.double() @ k.double().transpose(-1, -2)) / 4 + bias.double(), -1)
+    dp = grad.double() @ v.double().transpose(-1, -2)
+    ds = p * (dp - (p * dp).sum(-1, keepdim=True))
+    torch.testing.assert_close(dbias.double(), ds.sum(0), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.double(), p @ v.double(), atol=1e-5, rtol=1e-5)
+
+
+def test_bias_without_grad_and_compiled():
+    """A bias that needs no gradient gets none computed; the op compiles fullgraph with a bias."""
+    (q, k, v, grad), _ = make_inputs(2, 2, 2, 7, 7, 16, seed=5)
+    q.requires_grad_()
+    bias = torch.randn(2, 7, 7)
+    (dq,) = torch.autograd.grad(attention(q, k, v, attn_bias=bias), q, grad)
+    want = attention_reference(q, k, v, attn_bias=bias)
+    (dq_want,) = torch.autograd.grad(want, q, grad)
+    torch.testing.assert_close(dq, dq_want)
+    bias.requires_grad_()
+    compiled = torch.compile(lambda q, k, v, b: attention(q, k, v, attn_bias=b), fullgraph=True)
+    got = compiled(q, k, v, bias)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(torch.autograd.grad(got, bias, grad)[0],
+                               torch.autograd.grad(attention_reference(q, k, v, attn_bias=bias), bias, grad)[0])  # fmt: skip
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, *HALF[1:]], ids=lambda d: str(d).removeprefix("torch."))
 @pytest.mark.parametrize("mode", ["none", "causal", "dropout", "causal+dropout"])
 def test_varlen_kernel_matches_reference_and_padded_dense(mode, dtype, kernel_path):
@@ -150,6 +222,11 @@ def test_reference_backward_matches_autograd(mode):
     got = fwd_bwd(attention, q, k, v, grad, torch.float32, **kwargs)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+    for bias in (torch.randn(4, 21, 26), torch.randn(3, 4, 21, 26)):
+        want = fwd_bwd_bias(attention_reference, q, k, v, bias, grad, torch.float32, **kwargs)
+        got = fwd_bwd_bias(attention, q, k, v, bias, grad, torch.float32, **kwargs)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
 
 
 def test_reference_matches_torch_sdpa():
@@ -200,13 +277,21 @@ def test_compile_fullgraph_module(on_kernels, kernel_path):
 def test_opcheck():
     (q, k, v, grad), mask = make_inputs(2, 2, 1, 5, 7, 16, seed=1, padding=True)
     seed = torch.tensor([3])
-    args = (q.requires_grad_(), k.requires_grad_(), v.requires_grad_(), None, 0, mask, True, 0.25, 0.1, seed)
+    args = (q.requires_grad_(), k.requires_grad_(), v.requires_grad_(), None, 0, mask, True, 0.25, 0.1, seed, None)
     torch.library.opcheck(torch.ops.fastpretrain.attention_forward.default, args)
     out, lse = torch.ops.fastpretrain.attention_forward(*args)
-    bwd = (grad, q.detach(), k.detach(), v.detach(), out.detach(), lse.detach(), None, 0, mask, True, 0.25, 0.1, seed)
+    bwd = (grad, q.detach(), k.detach(), v.detach(), out.detach(), lse.detach(), None, 0, mask, True, 0.25, 0.1, seed,
+           None, False)  # fmt: skip
     torch.library.opcheck(torch.ops.fastpretrain.attention_backward.default, bwd)
+    for bias in (torch.randn(2, 5, 7), torch.randn(2, 2, 5, 7)):  # shared and per sequence, with its gradient
+        args = (q, k, v, None, 0, mask, False, 0.25, 0.0, None, bias.requires_grad_())
+        torch.library.opcheck(torch.ops.fastpretrain.attention_forward.default, args)
+        out, lse = torch.ops.fastpretrain.attention_forward(*args)
+        bwd = (grad, q.detach(), k.detach(), v.detach(), out.detach(), lse.detach(), None, 0, mask, False, 0.25, 0.0,
+               None, bias.detach(), True)  # fmt: skip
+        torch.library.opcheck(torch.ops.fastpretrain.attention_backward.default, bwd)
     packed = [t.detach()[0, :, :5].transpose(0, 1).contiguous().requires_grad_() for t in (q, k, v)]  # [5, H, D]
-    args = (*packed, torch.tensor([0, 2, 5], dtype=torch.int32), 3, None, False, 0.25, 0.0, None)
+    args = (*packed, torch.tensor([0, 2, 5], dtype=torch.int32), 3, None, False, 0.25, 0.0, None, None)
     torch.library.opcheck(torch.ops.fastpretrain.attention_forward.default, args)
 
 
@@ -285,6 +370,11 @@ def good():
         ({"scale": -1.0}, ValueError, "scale: expected a finite float > 0"),
         ({"scale": "big"}, TypeError, "scale: expected a finite float > 0"),
         ({"dropout_p": 0.1, "dropout_seed": 1.5}, TypeError, "dropout_seed: expected an int >= 0"),
+        ({"attn_bias": torch.randn(4, 5, 6)}, ValueError,
+         r"attn_bias: expected shape \(4, 5, 5\) or \(2, 4, 5, 5\) \(heads, queries, keys\), got \(4, 5, 6\)"),
+        ({"attn_bias": torch.randn(1, 4, 5, 5)}, ValueError, r"attn_bias: expected shape .* got \(1, 4, 5, 5\)"),
+        ({"attn_bias": torch.ones(4, 5, 5, dtype=torch.int64)}, TypeError, "attn_bias: expected a float32, float16"),
+        ({"attn_bias": torch.ones(4, 5, 5, device="meta")}, ValueError, "attn_bias: expected a tensor on cpu"),
     ],
 )
 def test_bad_arguments(change, error, match):
