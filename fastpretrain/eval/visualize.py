@@ -23,8 +23,6 @@ def save_reconstruction_grid(model, images: torch.Tensor, path: str | os.PathLik
     are mapped back with each patch's own mean and std (:meth:`MAE.pixels`). Written atomically
     with PIL; ``scale`` (default: so a cell is >= 96 pixels) enlarges small images.
     """
-    from PIL import Image
-
     if images.dim() != 4 or images.shape[0] < 1:
         raise ValueError(f"images: expected a batch [B, C, H, W], got shape {tuple(images.shape)}")
     was_training = model.training
@@ -40,18 +38,32 @@ def save_reconstruction_grid(model, images: torch.Tensor, path: str | os.PathLik
     recon = images * (1 - mask) + model.unpatchify(pred) * mask
     masked = images * (1 - mask)
     rows = torch.stack([images, masked, recon])  # [3, B, C, H, W]
-    c = images.shape[1]
-    mean_t = torch.as_tensor(0.0 if mean is None else mean, dtype=torch.float32, device=device).reshape(-1, 1, 1)
-    std_t = torch.as_tensor(1.0 if std is None else std, dtype=torch.float32, device=device).reshape(-1, 1, 1)
+    grey = torch.stack([torch.zeros_like(mask), mask, torch.zeros_like(mask)]).bool()
+    return save_image_rows(rows, path, mean=mean, std=std, scale=scale, grey=grey)
+
+
+def save_image_rows(rows: torch.Tensor, path: str | os.PathLike, *, mean=None, std=None, scale: int | None = None,
+                    grey: torch.Tensor | None = None) -> Path:  # fmt: skip
+    """A PNG grid of images ``rows`` [R, B, C, H, W] (normalised with ``mean``/``std``, undone here):
+    RGB, or the first channel in grey; pixels where ``grey`` (bool, broadcastable) is True in mid
+    grey. Written atomically with PIL; ``scale`` (default: so a cell is >= 96 pixels) enlarges."""
+    from PIL import Image
+
+    if rows.dim() != 5:
+        raise ValueError(f"rows: expected [R, B, C, H, W], got shape {tuple(rows.shape)}")
+    rows = rows.detach().float()
+    mean_t = torch.as_tensor(0.0 if mean is None else mean, dtype=torch.float32, device=rows.device).reshape(-1, 1, 1)
+    std_t = torch.as_tensor(1.0 if std is None else std, dtype=torch.float32, device=rows.device).reshape(-1, 1, 1)
     rows = rows * std_t + mean_t
-    rows[1] = torch.where(mask.bool(), torch.full_like(rows[1], 0.5), rows[1])  # masked patches in mid grey
+    if grey is not None:
+        rows = torch.where(grey, torch.full_like(rows, 0.5), rows)
     pixels = (rows.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    n, h, w = images.shape[0], images.shape[2], images.shape[3]
+    r_count, n, c, h, w = rows.shape
     scale = scale or max(1, math.ceil(96 / max(h, w)))
     pad = 2
     shown = 3 if c >= 3 else 1  # RGB, or the first channel in grey
-    canvas = torch.full((shown, 3 * (h * scale + pad) + pad, n * (w * scale + pad) + pad), 255, dtype=torch.uint8)
-    for r in range(3):
+    canvas = torch.full((shown, r_count * (h * scale + pad) + pad, n * (w * scale + pad) + pad), 255, dtype=torch.uint8)
+    for r in range(r_count):
         for i in range(n):
             cell = pixels[r, i].repeat_interleave(scale, 1).repeat_interleave(scale, 2)
             y, x = pad + r * (h * scale + pad), pad + i * (w * scale + pad)
@@ -64,4 +76,4 @@ def save_reconstruction_grid(model, images: torch.Tensor, path: str | os.PathLik
     return path
 
 
-__all__ = ["save_reconstruction_grid"]
+__all__ = ["save_image_rows", "save_reconstruction_grid"]

@@ -4,6 +4,7 @@
 from fastpretrain.models.bert import BertConfig, BertForPreTraining
 from fastpretrain.models.clip import CLIP, CLIPConfig
 from fastpretrain.models.elmo import ELMo, ELMoConfig
+from fastpretrain.models.dvae import DVAE, DVAEConfig
 from fastpretrain.models.gpt import GPT, GPTConfig
 from fastpretrain.models.igpt import IGPTConfig, ImageGPT
 from fastpretrain.models.keyed_vectors import KeyedVectors
@@ -15,7 +16,7 @@ from fastpretrain.models.simmim import SimMIM, SimMIMConfig
 from fastpretrain.models.vit import VisionTransformer, ViTConfig
 from fastpretrain.models.word2vec import Word2Vec, Word2VecConfig
 
-__all__ = ["BertConfig", "BertForPreTraining", "CLIP", "CLIPConfig", "ELMo", "ELMoConfig", "GPT", "GPTConfig",
-           "IGPTConfig", "ImageGPT", "KeyedVectors", "MAE", "MAEConfig", "NNLM", "NNLMConfig", "SimCLR",
+__all__ = ["BertConfig", "BertForPreTraining", "CLIP", "CLIPConfig", "DVAE", "DVAEConfig", "ELMo", "ELMoConfig", "GPT",
+           "GPTConfig", "IGPTConfig", "ImageGPT", "KeyedVectors", "MAE", "MAEConfig", "NNLM", "NNLMConfig", "SimCLR",
            "SimCLRConfig", "SimMIM", "SimMIMConfig", "ViTConfig", "VisionTransformer", "Word2Vec", "Word2VecConfig",
            "create_model", "list_models", "model_class", "model_config"]  # fmt: skip
