@@ -21,7 +21,7 @@ def test_train_then_eval(tmp_path, capsys):
     corpus.write_text(TEXT)
     out = tmp_path / "run"
     args = ["nnlm", "train", "--corpus", str(corpus), "--model", "nnlm_tiny", "--vocab-size", "40", "--heldout", "0.2",
-            "--block-length", "8", "--num-sampled", "10", "--steps", "6", "--batch-size", "4", "--out-dir", str(out)]  # fmt: skip
+            "--block-length", "8", "--no-cased", "--num-sampled", "10", "--steps", "6", "--batch-size", "4", "--out-dir", str(out)]  # fmt: skip
     assert main(args) == 0
     assert {"config.json", "model.safetensors", "vocab.txt", "eval.json"} <= {p.name for p in out.iterdir()}
     saved = json.loads((out / "eval.json").read_text())

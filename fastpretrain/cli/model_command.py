@@ -67,6 +67,10 @@ class ModelCommand:
         """The training data for the model ``config`` (before the data's ``model_fields``)."""
         raise NotImplementedError
 
+    def build(self, config, data: TrainData) -> nn.Module:
+        """The model to train, before the Trainer loads any checkpoint (ELMo adds its vocabulary's characters)."""
+        return self.model_class(config)
+
     def describe(self, model: nn.Module) -> str:
         """More about the model for the line printed before training."""
         return ""
@@ -138,7 +142,7 @@ class ModelCommand:
         if data.model_fields:
             config = replace(config, **data.model_fields)
         torch.manual_seed(train_config.seed)
-        model = self.model_class(config)
+        model = self.build(config, data)
         out = Path(train_config.out_dir)
         if is_main():
             print(f"model        {args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
