@@ -1,13 +1,14 @@
 """fastpretrain.patch on Hugging Face BERT: the fused attention (dense, and varlen for padded
 batches) and the fused MLM head + loss give HF's outputs and gradients within the flash-attention
 rule through the kernels (interpreter on CPU), the same 50-step loss curve, and everything around:
-unpatch, refusals, save / from_pretrained, torch.compile, gradient checkpointing, HF Trainer."""
+the report, unpatch, refusals, from_pretrained models, HF Trainer (save / load, torch.compile and
+gradient checkpointing for every family: test_patch.py; DDP / FSDP2: test_patch_distributed.py)."""
 
 import copy
 
 import pytest
 import torch
-from patch_cases import assert_patched_close, assert_same_curve, same_state_dict
+from patch_cases import assert_patched_close, assert_same_curve
 
 import fastpretrain
 from fastpretrain.interop import patch_hf
@@ -162,45 +163,10 @@ def test_refuses_wrapped_and_foreign_models():
         fastpretrain.patch(mlm(), masking_ratio=0.5)
 
 
-def test_save_load_gives_the_original_checkpoint(tmp_path):
-    model = mlm()
-    fastpretrain.patch(model)
-    model.save_pretrained(tmp_path / "patched")
-    plain = mlm()
-    plain.save_pretrained(tmp_path / "plain")
-    assert (tmp_path / "patched" / "config.json").read_text() == (tmp_path / "plain" / "config.json").read_text()
-    loaded = transformers.BertForMaskedLM.from_pretrained(tmp_path / "patched")
-    same_state_dict(loaded.state_dict(), plain.state_dict())
-    assert loaded.config._attn_implementation != "fastpretrain"
-
-
 def test_from_pretrained_model_matches(tmp_path, kernel_path):
     mlm().save_pretrained(tmp_path)
     model = transformers.BertForMaskedLM.from_pretrained(tmp_path, attn_implementation="eager")
     assert_patched_close(model, batch(True), train_step, kernel_path)
-
-
-def test_gradient_checkpointing_and_compile():
-    """Gradient checkpointing and torch.compile (dense masks, every row through the loss op) give
-    the eager patched model's loss and gradients (reference path: this checks the plumbing)."""
-    data = batch(True)
-    eager = mlm()
-    fastpretrain.patch(eager)
-    loss, _ = train_step(eager, data)
-    loss.backward()
-    expect = {n: p.grad for n, p in eager.named_parameters()}
-    for variant in ("checkpointing", "compile"):
-        model = mlm()
-        fastpretrain.patch(model)
-        if variant == "checkpointing":
-            model.gradient_checkpointing_enable()
-        else:
-            model = torch.compile(model, backend="aot_eager")
-        got, _ = train_step(model, data)
-        got.backward()
-        torch.testing.assert_close(got, loss.detach(), rtol=1e-5, atol=1e-6)
-        for name, p in model.named_parameters():
-            torch.testing.assert_close(p.grad, expect[name.removeprefix("_orig_mod.")], rtol=1e-4, atol=1e-6)
 
 
 def test_hf_trainer_loss(tmp_path):
