@@ -20,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-profiles="kernels models models-compiled word2vec quality contrastive gpt patch tune:<case> selftest"
+profiles="kernels models models-compiled word2vec quality contrastive gpt gpt-quality patch lm tune:<case> selftest"
 usage() { echo "usage: bash benchmarks/run_gpu.sh --profile {${profiles// /|}} [--dry-run|--stage] | --list" >&2; exit 2; }
 
 profile="" mode=run
@@ -40,6 +40,8 @@ data_of() {  # the files of ../shared/data a profile reads
     models|models-compiled) echo "docs9m.txt.xz bert-uncased-vocab.txt" ;;
     word2vec) echo "corpus20m.txt.xz eval" ;;
     quality) echo "docs9m.txt.xz bert-uncased-vocab.txt fashion-mnist" ;;
+    gpt-quality) echo "docs9m.txt.xz fashion-mnist" ;;
+    lm) echo "docs9m.txt.xz" ;;
     *) echo "" ;;
   esac
 }
@@ -48,7 +50,7 @@ if [ "$mode" = list ]; then
   for p in $profiles; do echo "$p: data [$(data_of "$p")]"; done
   exit 0
 fi
-case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|patch|tune:?*|selftest) ;; *) usage ;; esac
+case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|gpt-quality|patch|lm|tune:?*|selftest) ;; *) usage ;; esac
 
 D=".gpu-data"
 export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}" FASTPRETRAIN_DATA="$PWD/$D"
@@ -159,6 +161,17 @@ case "$profile" in
     section patch-gpt2 85 python3 benchmarks/bench_patch.py --model gpt2 --out "$out"
     section patch-vit-mae 85 python3 benchmarks/bench_patch.py --model vit_mae --out "$out"
     section patch-timm-vit 75 python3 benchmarks/bench_patch.py --model timm_vit --out "$out"
+    ;;
+  lm)
+    # NNLM (sampled vs full softmax, equal steps, held-out perplexity, tokens/s); ELMo steps: ours vs eager full softmax vs AllenNLP's CPU sampler; sampled-softmax and ELMo tests on CUDA.
+    section bench-nnlm 150 python3 benchmarks/bench_nnlm.py --gpu --corpus "$D/docs9m.txt.xz" --out "$out"
+    section bench-elmo 130 python3 benchmarks/bench_elmo.py --out "$out"
+    section tests-lm 80 bash -c "cd tests && python3 -m pytest -q -p no:cacheprovider --junitxml='$out/tests_lm.xml' data/test_candidates.py nn/test_sampled_softmax_head.py models/test_nnlm.py models/test_elmo.py"
+    ;;
+  gpt-quality)
+    # GPT packed vs unpacked rows at equal tokens (a BPE trained on docs9m), then iGPT AR vs BERT-style probes on Fashion-MNIST.
+    section quality-gpt 200 python3 benchmarks/quality_gpt.py --corpus "$D/docs9m.txt.xz" --size mini --seq-len 512 --batch-size 32 --tokens 6e6 --eval-rows 400 --label gpu --out "$out"
+    section quality-igpt 170 python3 benchmarks/quality_igpt.py --model igpt_mini --image-size 28 --steps 400 --batch-size 64 --label gpu --out "$out"
     ;;
   tune:*)
     section tune 370 python3 benchmarks/tune_attention.py --cases "${profile#tune:}" --out "$out"
