@@ -159,21 +159,26 @@ def test_quality_word2vec_rows(tmp_path):
 
 
 def test_bench_word2vec_cpu_rows(tmp_path):
-    """A row per method and engine; both engines count the same words; a failing method is an error
-    row for both engines and the others are still measured and compared."""
+    """--smoke: a row per method, engine and worker count; both engines count the same words and are
+    scored on the same files; a failing method is an error row for both engines and the others are
+    still measured and compared."""
     pytest.importorskip("gensim")
-    from gensim.test.utils import datapath
-
-    args = ["--corpus", datapath("lee_background.cor"), "--vector-size", "16", "--workers", "1"]
-    result, md = run_script("bench_word2vec_cpu.py", "word2vec_cpu", tmp_path, *args, fail="HS")
-    rows = keyed(result["rows"], "method", "engine")
-    assert list(rows) == [f"{m} {e}" for m in ("CBOW k5", "skip-gram k5", "skip-gram HS") for e in ("gensim", "ours")]
-    assert_rows(result, md, failed=("skip-gram HS gensim", "skip-gram HS ours"))
-    for method in ("CBOW k5", "skip-gram k5"):
-        gensim, ours = rows[f"{method} gensim"], rows[f"{method} ours"]
-        assert gensim["words"] == ours["words"] > 0
-        assert all(r["words_per_s"] == pytest.approx(r["words"] / r["train_seconds"]) for r in (gensim, ours))
-        assert f"{ours['words_per_s'] / gensim['words_per_s']:.2f}x" in md
+    text, evals = zipf_text(tmp_path / "text.txt"), eval_files(tmp_path / "eval")
+    result, md = run_script("bench_word2vec_cpu.py", "word2vec_cpu", tmp_path, "--smoke", "--corpus", str(text),
+                            "--eval-dir", str(evals), fail="skip-gram HS")  # fmt: skip
+    rows = keyed(result["rows"], "method", "engine", "workers")
+    methods = ("CBOW NS", "skip-gram NS", "skip-gram HS", "CBOW HS")
+    assert list(rows) == [f"{m} {e} 1" for m in methods for e in ("gensim", "ours")]
+    assert_rows(result, md, failed=("skip-gram HS gensim 1", "skip-gram HS ours 1"))
+    assert result["config"]["vector_size"] == 16 and result["isa"] in ("baseline", "avx2", "avx512")
+    for method in ("CBOW NS", "skip-gram NS", "CBOW HS"):
+        gensim, ours = rows[f"{method} gensim 1"], rows[f"{method} ours 1"]
+        assert gensim["words"] == ours["words"] == in_vocab_words(text)
+        for r in (gensim, ours):
+            assert r["words_per_s"] == pytest.approx(r["words"] / r["train_seconds"])
+            assert 0 <= r["analogies"] <= 1 and -1 <= r["wordsim353"] <= 1 and -1 <= r["simlex999"] <= 1
+        assert f"| {method} | 1 | {gensim['words_per_s'] / 1e6:.3f} | {ours['words_per_s'] / 1e6:.3f} | " \
+               f"{ours['words_per_s'] / gensim['words_per_s']:.2f}x |" in md
 
 
 def test_bench_corpus_rows(tmp_path):

@@ -35,6 +35,8 @@ def train_hogwild(model, corpus: Corpus, *, progress: bool = True, isa: str = "a
     the CPU) in place; sets its ``trained_fraction``, ``final_loss`` and ``words_per_second``.
     ``isa`` picks the SGD step's build ("auto": the best this CPU runs, see :func:`isas`)."""
     c = model.config
+    if corpus.n_words == 0:
+        raise ValueError("corpus: holds no words")
     h = model.vocab.huffman() if c.hs else None
     trainer = _C.Trainer(
         corpus.ids, corpus.vocab.keep_probabilities(c.sample), corpus.vocab.noise_distribution(c.ns_exponent),
