@@ -71,6 +71,7 @@ class MAECommand(ModelCommand):
                   "config.json in --out-dir")  # fmt: skip
     eval_help = ("linear-probe and kNN accuracy of the encoder's frozen features, next to a randomly initialised "
                  "encoder of the same size and the raw pixels; optionally a reconstruction grid")  # fmt: skip
+    reconstructs = True  # eval draws a reconstruction grid (--reconstruction)
     recipe: ClassVar[dict] = {"out_dir": "runs/mae", "lr": 1.5e-4, "weight_decay": 0.05, "warmup_steps": 0}
     model_help: ClassVar[dict] = {
         "img_size": "image side in pixels (images are cropped or resized to it)", "patch_size": "patch side in pixels",
@@ -132,7 +133,8 @@ class MAECommand(ModelCommand):
                        help="L-BFGS iterations of the linear probe (default 300)")  # fmt: skip
         p.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
                        help="also a randomly initialised encoder and the raw pixels (default on)")  # fmt: skip
-        p.add_argument("--reconstruction", default=None, help="write a PNG grid of test reconstructions here")
+        if self.reconstructs:
+            p.add_argument("--reconstruction", default=None, help="write a PNG grid of test reconstructions here")
         p.add_argument("--num-images", type=at_least(1), default=8,
                        help="images in the reconstruction grid (default 8)")  # fmt: skip
         p.add_argument("--mean", type=float, nargs="+", default=None, help="normalisation mean (default: the run's)")
@@ -154,7 +156,7 @@ class MAECommand(ModelCommand):
         from fastpretrain.eval.visualize import save_reconstruction_grid
 
         for name in ("reconstruction", "json"):  # before the long part, not after it
-            if getattr(args, name):
+            if getattr(args, name, None):
                 check_writable(f"--{name}", getattr(args, name))
         config = model.config
         given = args.mean is not None or args.std is not None
@@ -182,7 +184,7 @@ class MAECommand(ModelCommand):
                                        k=args.k, max_iter=args.probe_iters)  # fmt: skip
             results[name] = scores
             print(f"{name:<14} {scores['linear']:>12.2%} {scores['knn']:>10.2%}")
-        if args.reconstruction:
+        if getattr(args, "reconstruction", None):
             images = torch.stack([test[i][0] for i in range(min(args.num_images, len(test)))])
             path = save_reconstruction_grid(model, images, args.reconstruction, mean=mean, std=std, seed=args.seed)
             print(f"reconstruction grid (original / masked / reconstruction): {path}")

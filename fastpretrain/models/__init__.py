@@ -1,6 +1,7 @@
 """Model classes, one file per pre-training method, each size registered once: ``create_model(name,
 **overrides)``, ``list_models(pattern)``; ``KeyedVectors`` holds trained word vectors."""
 
+from fastpretrain.models.beit import BEiT, BEiTConfig
 from fastpretrain.models.bert import BertConfig, BertForPreTraining
 from fastpretrain.models.clip import CLIP, CLIPConfig
 from fastpretrain.models.elmo import ELMo, ELMoConfig
@@ -16,7 +17,7 @@ from fastpretrain.models.simmim import SimMIM, SimMIMConfig
 from fastpretrain.models.vit import VisionTransformer, ViTConfig
 from fastpretrain.models.word2vec import Word2Vec, Word2VecConfig
 
-__all__ = ["BertConfig", "BertForPreTraining", "CLIP", "CLIPConfig", "DVAE", "DVAEConfig", "ELMo", "ELMoConfig", "GPT",
-           "GPTConfig", "IGPTConfig", "ImageGPT", "KeyedVectors", "MAE", "MAEConfig", "NNLM", "NNLMConfig", "SimCLR",
-           "SimCLRConfig", "SimMIM", "SimMIMConfig", "ViTConfig", "VisionTransformer", "Word2Vec", "Word2VecConfig",
-           "create_model", "list_models", "model_class", "model_config"]  # fmt: skip
+__all__ = ["BEiT", "BEiTConfig", "BertConfig", "BertForPreTraining", "CLIP", "CLIPConfig", "DVAE", "DVAEConfig", "ELMo",
+           "ELMoConfig", "GPT", "GPTConfig", "IGPTConfig", "ImageGPT", "KeyedVectors", "MAE", "MAEConfig", "NNLM",
+           "NNLMConfig", "SimCLR", "SimCLRConfig", "SimMIM", "SimMIMConfig", "ViTConfig", "VisionTransformer",
+           "Word2Vec", "Word2VecConfig", "create_model", "list_models", "model_class", "model_config"]  # fmt: skip

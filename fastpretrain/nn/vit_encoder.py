@@ -11,9 +11,10 @@ from fastpretrain.nn.attention import check_heads
 from fastpretrain.nn.block import TransformerBlock
 from fastpretrain.nn.init import init_linear_and_norms
 from fastpretrain.nn.patch_embed import PatchEmbed
-from fastpretrain.nn.positions import sincos_pos_embed_2d
+from fastpretrain.nn.positions import RelativePositionBias, sincos_pos_embed_2d
 
-POS_EMBEDS = ("learn", "sincos")
+POS_EMBEDS = ("learn", "sincos", "none")
+REL_POS_BIASES = ("none", "shared", "layer")
 
 
 def check_vit_args(*, img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, pos_embed="learn",
@@ -38,10 +39,13 @@ def check_vit_args(*, img_size, patch_size, in_chans, embed_dim, depth, num_head
 class ViTEncoder(nn.Module):
     """Images [B, C, H, W] -> normalised tokens [B, 1 + L, D], cls first (:meth:`forward_features`).
 
-    ``pos_embed``: "learn" (timm) or "sincos" (MAE's fixed 2-D table, not trained). ``drop_rate``
+    ``pos_embed``: "learn" (timm), "sincos" (MAE's fixed 2-D table, not trained) or "none" (zeros,
+    not trained: BEiT, whose positions are its relative attention bias). ``drop_rate``
     follows the positions and every projection in the blocks; ``drop_path_rate`` rises linearly
     over the blocks; ``init_values`` turns on LayerScale. ``mask_token=True`` adds a learned token
-    that replaces the patch embeddings where :meth:`forward_features` gets ``mask`` True (SimMIM).
+    that replaces the patch embeddings where :meth:`forward_features` gets ``mask`` True (SimMIM, BEiT).
+    ``rel_pos_bias``: BEiT's relative position bias, one table for all blocks ("shared",
+    ``rel_pos_bias``) or one per block ("layer", ``rel_pos_biases``), added to every attention's scores.
     The MLPs are ``mlp_hidden`` wide, or ``int(embed_dim * mlp_ratio)`` (timm's rule) when it is None.
     Sizes are checked by the configs that build this (:func:`check_vit_args`).
     """
@@ -49,10 +53,10 @@ class ViTEncoder(nn.Module):
     def __init__(self, *, img_size: int, patch_size: int, in_chans: int, embed_dim: int, depth: int, num_heads: int,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, pos_embed: str = "learn", drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0, init_values: float | None = None,
-                 layer_norm_eps: float = 1e-6, mask_token: bool = False,
-                 mlp_hidden: int | None = None) -> None:  # fmt: skip
+                 layer_norm_eps: float = 1e-6, mask_token: bool = False, mlp_hidden: int | None = None,
+                 rel_pos_bias: str = "none") -> None:  # fmt: skip
         super().__init__()
-        self.embed_dim, self.learned_pos = embed_dim, pos_embed == "learn"
+        self.embed_dim, self.learned_pos, self.pos_kind = embed_dim, pos_embed == "learn", pos_embed
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
         self.num_patches, self.grid_size = self.patch_embed.num_patches, self.patch_embed.grid_size
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -66,6 +70,12 @@ class ViTEncoder(nn.Module):
                              attn_drop=attn_drop_rate, drop_path=r, init_values=init_values, eps=layer_norm_eps)
             for r in rates
         )  # fmt: skip
+        if rel_pos_bias not in REL_POS_BIASES:
+            raise ValueError(f"rel_pos_bias: expected one of {REL_POS_BIASES}, got {rel_pos_bias!r}")
+        grid = self.grid_size
+        self.rel_pos_bias = RelativePositionBias(grid, grid, num_heads) if rel_pos_bias == "shared" else None
+        self.rel_pos_biases = (nn.ModuleList(RelativePositionBias(grid, grid, num_heads) for _ in range(depth))
+                               if rel_pos_bias == "layer" else None)  # fmt: skip
         self.norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
         self.init_weights()
 
@@ -76,7 +86,7 @@ class ViTEncoder(nn.Module):
         with torch.no_grad():
             if self.learned_pos:
                 nn.init.trunc_normal_(self.pos_embed, std=0.02)
-            else:
+            elif self.pos_kind == "sincos":
                 self.pos_embed.copy_(sincos_pos_embed_2d(self.embed_dim, self.grid_size)[None])
         nn.init.normal_(self.cls_token, std=0.02)
         init_linear_and_norms(self)
@@ -90,11 +100,22 @@ class ViTEncoder(nn.Module):
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
         return torch.cat([cls.to(x.dtype), x], dim=1)
 
+    def block_biases(self) -> list[torch.Tensor | None]:
+        """Each block's additive attention bias [H, 1 + L, 1 + L] (None without relative positions)."""
+        if self.rel_pos_biases is not None:
+            return [bias() for bias in self.rel_pos_biases]
+        shared = self.rel_pos_bias() if self.rel_pos_bias is not None else None
+        return [shared] * len(self.blocks)
+
+    def run_blocks(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        """Tokens [B, S, D] through the first ``depth`` blocks (default all), no final norm."""
+        for block, bias in list(zip(self.blocks, self.block_biases()))[:depth]:
+            x = block(x) if bias is None else block(x, attn_bias=bias)
+        return x
+
     def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
         """Tokens [B, S, D] through the blocks and the final norm."""
-        for block in self.blocks:
-            x = block(x)
-        return self.norm(x)
+        return self.norm(self.run_blocks(x))
 
     def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Images [B, C, H, W] -> tokens [B, 1 + L, D] before the blocks; ``mask`` (bool [B, L],
@@ -118,10 +139,7 @@ class ViTEncoder(nn.Module):
         norm: the features a linear probe of SimMIM or BEiT reads (their best layer is inside)."""
         if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= len(self.blocks):
             raise ValueError(f"layer: expected a block number in 1 .. {len(self.blocks)}, got {layer!r}")
-        x = self.embed(x)
-        for block in self.blocks[:layer]:
-            x = block(x)
-        return x
+        return self.run_blocks(self.embed(x), layer)
 
     def num_params(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -28,13 +28,14 @@ INPUTS = {
     "elmo": dict(vocab_size=128, num_sampled=16),
     "igpt": dict(image_size=4),
     "dvae": dict(img_size=32),
+    "beit": dict(img_size=32, min_block=1),
 }
-SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "simmim": dict(depth=2), "bert": dict(num_layers=2),
-           "gpt": dict(num_layers=2), "igpt": dict(num_layers=2)}
+SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "simmim": dict(depth=2), "beit": dict(depth=2),
+           "bert": dict(num_layers=2), "gpt": dict(num_layers=2), "igpt": dict(num_layers=2)}
 
 
 def family(name: str) -> str:
-    families = ("mae", "simmim", "simclr", "clip", "vit", "bert", "gpt", "nnlm", "elmo", "igpt", "dvae")
+    families = ("mae", "simmim", "simclr", "clip", "vit", "bert", "gpt", "nnlm", "elmo", "igpt", "dvae", "beit")
     return next(f for f in families if name.startswith(f))
 
 
@@ -72,6 +73,8 @@ def run(model, name: str) -> torch.Tensor:
         return model(imgs, generator=g)["loss"]
     if kind == "dvae":
         return model(imgs)["loss"]
+    if kind == "beit":
+        return model(imgs, torch.randint(0, c.vocab_size, (2, model.num_patches), generator=g), generator=g)["loss"]
     if kind == "simclr":
         return model(torch.stack([imgs, imgs.flip(-1)], 1))["loss"]
     if kind == "clip":
