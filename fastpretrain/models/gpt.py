@@ -114,10 +114,12 @@ class GPT(Pretrained, nn.Module):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
 
-    def _embed(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        if int(position_ids.max()) >= self.config.block_size:
-            raise ValueError(f"input_ids: a sequence of {int(position_ids.max()) + 1} tokens is longer than "
-                             f"block_size {self.config.block_size}")  # fmt: skip
+    def _embed(self, input_ids: torch.Tensor, position_ids: torch.Tensor, longest: int) -> torch.Tensor:
+        """Token (+ learned position) embeddings; ``longest``: the longest sequence, checked against block_size."""
+        if longest > self.config.block_size:
+            raise ValueError(
+                f"input_ids: a sequence of {longest} tokens is longer than block_size {self.config.block_size}"
+            )
         x = self.wte(input_ids)
         return self.drop(x if self.wpe is None else x + self.wpe(position_ids))
 
@@ -127,11 +129,11 @@ class GPT(Pretrained, nn.Module):
         if input_ids.dim() == 1 and cu_seqlens is not None:
             if max_seqlen is None:
                 max_seqlen = int(cu_seqlens.diff().max())
-            x = self._embed(input_ids, positions_in_sequences(cu_seqlens, input_ids.shape[0]))
+            x = self._embed(input_ids, positions_in_sequences(cu_seqlens, input_ids.shape[0]), max_seqlen)
             for layer in self.layers:
                 x = layer(x, cu_seqlens=cu_seqlens, max_seqlen=max_seqlen)
         elif input_ids.dim() == 2 and cu_seqlens is None:
-            x = self._embed(input_ids, torch.arange(input_ids.shape[1], device=input_ids.device))
+            x = self._embed(input_ids, torch.arange(input_ids.shape[1], device=input_ids.device), input_ids.shape[1])
             for layer in self.layers:
                 x = layer(x)
         else:
@@ -175,7 +177,7 @@ class GPT(Pretrained, nn.Module):
         cache, tokens, x = KVCache(len(self.layers), total), input_ids, input_ids
         for _ in range(max_new_tokens):
             start = cache.lengths[0]
-            h = self._embed(x, torch.arange(start, start + x.shape[1], device=x.device))
+            h = self._embed(x, torch.arange(start, start + x.shape[1], device=x.device), start + x.shape[1])
             for i, layer in enumerate(self.layers):
                 h = cached_block(layer, h, cache, i)
             logits = self.final_norm(h[:, -1]).float() @ self.wte.weight.float().T
