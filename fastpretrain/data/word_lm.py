@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -38,13 +38,15 @@ def _segments(document: list[str], sentences: bool) -> list[str]:
 @dataclass(eq=False)
 class WordCorpus:
     """A corpus as word ids: ``train`` and ``heldout`` int32 streams, ``vocab`` (``<unk>`` and
-    ``</s>`` included, by decreasing count) and the settings that made them."""
+    ``</s>`` included, by decreasing count), the settings that made them and which documents (in
+    file order) were held out."""
 
     vocab: Vocab
     train: np.ndarray
     heldout: np.ndarray
     lowercase: bool
     sentences: bool
+    heldout_documents: list[int] = field(default_factory=list)
 
     @classmethod
     def build(cls, source: str | os.PathLike, *, vocab_size: int = 50_000, heldout: float = 0.01, seed: int = 0,
@@ -69,7 +71,7 @@ class WordCorpus:
         if vocab is None:
             vocab = build_vocab((documents[i] for i in train), vocab_size)
         return cls(vocab, encode(vocab, (documents[i] for i in train)), encode(vocab, (documents[i] for i in held)),
-                   lowercase, sentences)  # fmt: skip
+                   lowercase, sentences, [int(i) for i in held])  # fmt: skip
 
 
 def build_vocab(documents, vocab_size: int) -> Vocab:

@@ -98,6 +98,10 @@ def test_tokens_blocks_and_corpus(tmp_path):
     assert len(v) == 6 and UNK in v and EOS in v and list(v.counts) == sorted(v.counts, reverse=True)
     words = [v.words[i] for i in np.concatenate([corpus.train, corpus.heldout])]
     assert words.count(EOS) == 6 and len(corpus.heldout) > 0  # 6 sentences in 3 documents, one held out
+    assert len(corpus.heldout_documents) == 1 and corpus.heldout[-1] == v[EOS]
+    held = docs[0].split("\n\n") + [docs[1].strip()]  # the three documents as written
+    assert [v.words[i] for i in corpus.heldout[:2]] == [w if w in v else UNK for w in
+                                                       tokenize(held[corpus.heldout_documents[0]])[:2]]  # fmt: skip
     assert v.counts[v[EOS]] == sum(w == EOS for w in (v.words[i] for i in corpus.train))
     with pytest.raises(ValueError, match="heldout"):
         WordCorpus.build(tmp_path / "c.txt", heldout=1.0)
