@@ -64,9 +64,9 @@ class NumpyLogUniform:
                 if len(seen) == num_sampled:
                     break
         sampled = np.fromiter(seen, dtype=np.int64)
-        count = lambda ids: -np.expm1(tries * np.log1p(-self._q(ids)))  # noqa: E731
+        count = lambda ids: -np.expm1(tries * np.log1p(-self._q(ids)))
         targets_cpu = targets.cpu().numpy()  # the host sync AllenNLP's design pays
-        move = lambda a, dtype: torch.from_numpy(a.astype(dtype)).to(self.device, non_blocking=True)  # noqa: E731
+        move = lambda a, dtype: torch.from_numpy(a.astype(dtype)).to(self.device, non_blocking=True)
         return Candidates(move(sampled, np.int32), move(count(targets_cpu), np.float32),
                           move(count(sampled), np.float32), torch.tensor(tries))  # fmt: skip
 
@@ -105,7 +105,7 @@ def batches(args, device: torch.device, n: int) -> list[torch.Tensor]:
 
 def measure(args, candidate: str, device: torch.device, data: list[torch.Tensor], reference: float | None) -> dict:
     model = build(args, candidate, device)
-    amp = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    amp = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": device.type == "cuda"}
     with torch.no_grad(), torch.autocast(**amp):
         check = float(model(data[0])["loss"])  # training mode: the candidate's own (sampled) loss
     if not math.isfinite(check) or (reference is not None and not 0 < check < reference + 1.0):
@@ -168,7 +168,7 @@ def main() -> None:
     reference = None
     for candidate in ("eager full softmax", "ours (sampled on device, fused)", "allennlp design"):
         print(f"== {candidate}", flush=True)
-        row = results.attempt({"candidate": candidate}, lambda c=candidate: measure(args, c, device, data, reference))
+        row = results.attempt({"candidate": candidate}, lambda c=candidate, r=reference: measure(args, c, device, data, r))
         if candidate == "eager full softmax" and "error" not in row:
             reference = row["loss_check"]
     rows = {r["candidate"]: r for r in results.rows if "error" not in r}

@@ -70,3 +70,15 @@ def test_numpy_sampler_is_tensorflows_unique_sampling(monkeypatch):
     ours = LogUniformSampler(50)
     torch.testing.assert_close(c.true_expected_count, ours.expected_count(targets, c.num_tries, True))
     torch.testing.assert_close(c.sampled_expected_count, ours.expected_count(c.sampled, c.num_tries, True))
+
+
+def test_quality_elmo_smoke(tmp_path):
+    result, md = smoke("quality_elmo.py", "quality_elmo_cpu_smoke", tmp_path)
+    rows = {r["model"]: r for r in result["rows"]}
+    assert result["complete"] and len(rows) == 4 and not any("error" in r for r in rows.values())
+    for name in ("ELMo, sampled softmax 32", "ELMo, full softmax"):
+        r = rows[name]
+        assert 1 < r["forward_perplexity"] < 2 * 500 and 1 < r["backward_perplexity"] < 2 * 500 and r["words_per_s"] > 0
+    for r in rows.values():
+        assert 0 <= r["probe_accuracy"] <= 1
+    assert "| ELMo, random init | – | – | – |" in md
