@@ -11,6 +11,7 @@ modules. One family per module (``patch_bert``, ``patch_vit``, ``patch_vit_mae``
 
 from __future__ import annotations
 
+import importlib
 import types
 from dataclasses import dataclass, field
 
@@ -29,7 +30,7 @@ _FAMILIES = {
     "transformers.models.vit.": ("fastpretrain.interop.patch_vit", "patch_vit"),
     "transformers.models.vit_mae.": ("fastpretrain.interop.patch_vit_mae", "patch_vit_mae"),
     "transformers.models.gpt2.": ("fastpretrain.interop.patch_gpt2", "patch_gpt2"),
-    "timm.models.vision_transformer": ("fastpretrain.interop.patch_timm_vit", "patch_timm_vit"),
+    "timm.models.vision_transformer.": ("fastpretrain.interop.patch_timm_vit", "patch_timm_vit"),
 }
 
 
@@ -141,9 +142,7 @@ def patch(model: nn.Module, **options) -> PatchReport:
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     where = type(model).__module__ + "."
     for prefix, (module_name, function) in _FAMILIES.items():
-        if where.startswith(prefix if prefix.endswith(".") else prefix + "."):
-            import importlib
-
+        if where.startswith(prefix):
             return getattr(importlib.import_module(module_name), function)(model, **options)
     known = "Hugging Face Bert*, ViT*, ViTMAE*, GPT2* models and timm's VisionTransformer"
     raise TypeError(f"model: {type(model).__module__}.{type(model).__name__} is not a family fastpretrain.patch "

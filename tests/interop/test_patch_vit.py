@@ -37,7 +37,9 @@ def test_matches_hf(kernel_path):
 
 def test_same_loss_curve(kernel_path):
     batches = [batch(seed) for seed in range(2)]
-    assert_same_curve(lambda: classifier(num_hidden_layers=1), batches, lambda m, b: m(**b).loss, kernel_path)
+    assert_same_curve(
+        lambda: classifier(num_hidden_layers=1, num_attention_heads=1), batches, lambda m, b: m(**b).loss, kernel_path
+    )
 
 
 def test_report():
