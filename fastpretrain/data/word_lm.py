@@ -111,7 +111,7 @@ class TokenBlocks(torch.utils.data.Dataset):
         self.overlap = check_int("overlap", overlap, 0)
         self.ids = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
         if len(self) == 0:
-            raise ValueError(f"ids: {len(ids)} tokens fill no block of {length} + {overlap}")
+            raise ValueError(f"length: {len(ids)} tokens fill no block of {length} + {overlap} (a shorter block?)")
 
     def __len__(self) -> int:
         return max(0, (len(self.ids) - self.overlap) // self.length)
