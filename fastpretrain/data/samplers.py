@@ -2,7 +2,7 @@
 of a sampled softmax, whose logits are corrected by log Q (``fastpretrain.nn.SampledSoftmaxLoss``).
 
 ``sampler(*shape)`` draws int32 ids of that shape, with replacement, from the sampler's own seeded
-torch Generator on ``device``; ``sampler.log_prob(ids)`` is float32 log Q of ids in [0, V):
+torch Generator on ``device`` (``seed=None``: torch's default generator there, as the models use); ``sampler.log_prob(ids)`` is float32 log Q of ids in [0, V):
 
 - :class:`AliasSampler`: any weights, O(1) a draw through the alias table the C++ engine uses, so
   word2vec draws its negatives on the training device and they never cross the PCIe bus;
@@ -59,12 +59,17 @@ def first_unique(draws: torch.Tensor, num_sampled: int) -> tuple[torch.Tensor, t
 class _Sampler:
     """The device and the seeded generator every sampler draws from."""
 
-    def __init__(self, num_classes: int, device: torch.device | str = "cpu", seed: int = 0) -> None:
+    def __init__(self, num_classes: int, device: torch.device | str = "cpu", seed: int | None = 0) -> None:
         self.num_classes = check_int("num_classes", num_classes, 1, INT32_MAX)
         self.device = torch.device(device)
-        self.seed = check_int("seed", seed, 0)
-        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        self.seed = None if seed is None else check_int("seed", seed, 0)
+        self.generator = self._generator(self.device)
         self._block = 0  # draws of a unique-sampling call's first round: as many as the last call needed
+
+    def _generator(self, device: torch.device) -> torch.Generator | None:
+        """Its own generator of ``seed``, or with seed None torch's default one of the device (which
+        the Trainer's checkpoints save and restore, so a resumed run draws what it would have)."""
+        return None if self.seed is None else torch.Generator(device).manual_seed(self.seed)
 
     def support(self) -> int:
         """How many ids can be drawn (Q > 0)."""
@@ -101,7 +106,7 @@ class _Sampler:
         if device == self.device:
             return self
         moved = copy.copy(self)
-        moved.device, moved.generator = device, torch.Generator(device).manual_seed(self.seed)
+        moved.device, moved.generator = device, self._generator(device)
         for name, value in vars(self).items():
             if torch.is_tensor(value):
                 setattr(moved, name, value.to(device))

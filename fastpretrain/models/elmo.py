@@ -161,7 +161,7 @@ class ELMo(nn.Module, Pretrained):
         self.encoder = CharCNN(c)
         self.forward_lm, self.backward_lm = LanguageModel(c), LanguageModel(c)
         self.drop = nn.Dropout(c.dropout)
-        sampler = LogUniformSampler(c.vocab_size) if c.num_sampled else None
+        sampler = LogUniformSampler(c.vocab_size, seed=None) if c.num_sampled else None
         self.output = SampledSoftmax(c.projection_dim, c.vocab_size, c.num_sampled, sampler, unique=c.unique)
         # word id -> its characters (set_vocabulary); all padding until then
         self.register_buffer("char_table", torch.zeros(c.vocab_size, c.max_chars, dtype=torch.int32))

@@ -69,7 +69,7 @@ class NNLM(nn.Module, Pretrained):
         self.hidden = nn.Linear(c.context * c.embed_dim, c.hidden_dim)
         self.drop = nn.Dropout(c.dropout)
         features = c.hidden_dim + (c.context * c.embed_dim if c.direct else 0)
-        sampler = SAMPLERS[c.sampler](c.vocab_size) if c.num_sampled else None
+        sampler = SAMPLERS[c.sampler](c.vocab_size, seed=None) if c.num_sampled else None
         self.output = SampledSoftmax(features, c.vocab_size, c.num_sampled, sampler, unique=c.unique)
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -98,3 +98,19 @@ def test_to_keeps_the_seed_and_moves_the_tables():
     moved = sampler.to("cuda")
     assert moved.thresholds.is_cuda and moved(5).is_cuda and sampler(5).device.type == "cpu"
     assert torch.equal(moved(1000).cpu(), UnigramSampler(COUNTS, device="cuda", seed=4)(1000).cpu())
+
+
+@pytest.mark.parametrize("name", ["alias", "log_uniform", "uniform"])
+def test_seed_none_draws_from_torchs_generator(name):
+    """The models' samplers: torch.manual_seed (the Trainer's checkpointed RNG) fixes their draws."""
+    make = {"alias": lambda: AliasSampler(COUNTS.astype(float), DEVICE, seed=None),
+            "log_uniform": lambda: LogUniformSampler(len(COUNTS), DEVICE, seed=None),
+            "uniform": lambda: UniformSampler(len(COUNTS), DEVICE, seed=None)}[name]  # fmt: skip
+    draws = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        sampler = make()
+        draws.append((sampler(200), sampler.candidates(5, torch.tensor([0]), unique=True).sampled))
+    assert torch.equal(draws[0][0], draws[1][0]) and torch.equal(draws[0][1], draws[1][1])
+    torch.manual_seed(4)
+    assert not torch.equal(make()(200), draws[0][0])
