@@ -225,9 +225,9 @@ class ELMo(nn.Module, Pretrained):
         return torch.stack([torch.cat([x, x], -1), *(torch.cat(fb, -1) for fb in zip(forward, backward))])
 
     def flops_per_item(self) -> float:
-        """Training FLOPs per predicted word per direction, the LSTMs and the output layer (not the CNN)."""
+        """Training FLOPs per item (a position both directions predict): LSTMs and output layer, not the CNN."""
         c = self.config
-        lstm = c.num_layers * 4 * c.lstm_dim * (c.projection_dim + c.projection_dim) + c.lstm_dim * c.projection_dim
+        lstm = c.num_layers * (4 * c.lstm_dim * 2 * c.projection_dim + c.lstm_dim * c.projection_dim)  # gates, projection
         out = c.projection_dim * (c.num_sampled or c.vocab_size)
         return 6.0 * 2 * (lstm + out)
 
