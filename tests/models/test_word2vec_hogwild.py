@@ -104,7 +104,6 @@ def test_trains_the_models_own_tensors_in_place(lee):
     model = Word2Vec(sg=1, hs=1, negative=3, epochs=1, workers=2, device="cpu")
     model.build_vocab(lee)
     tables = [(t, t.data_ptr(), t.clone()) for t in (model.syn0, model.syn1neg, model.syn1)]
-    model.engine = "hogwild"
     train_hogwild(model, lee, progress=False)
     for t, (same, ptr, before) in zip((model.syn0, model.syn1neg, model.syn1), tables):
         assert t is same and t.data_ptr() == ptr and not torch.equal(t, before)
