@@ -12,6 +12,7 @@ modules. One family per module (``patch_bert``, ``patch_vit``, ``patch_vit_mae``
 from __future__ import annotations
 
 import importlib
+import inspect
 import types
 from dataclasses import dataclass, field
 
@@ -32,6 +33,23 @@ _FAMILIES = {
     "transformers.models.gpt2.": ("fastpretrain.interop.patch_gpt2", "patch_gpt2"),
     "timm.models.vision_transformer.": ("fastpretrain.interop.patch_timm_vit", "patch_timm_vit"),
 }
+
+
+class BoundForward:
+    """``forward(module, *args, **kwargs)`` as a module's own forward. Unlike a bound method it
+    pickles (``torch.save(model)``: the function by its module-level name) and deep-copies with its
+    module, and it shows the signature of the class's forward (HF ``Trainer`` keeps only the
+    dataset columns that signature names)."""
+
+    def __init__(self, forward, module: nn.Module) -> None:
+        self.forward, self.module = forward, module
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(self.module, *args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(types.MethodType(type(self.module).forward, self.module))
 
 
 @dataclass
@@ -76,7 +94,7 @@ class Patcher:
     def bind(self, module: nn.Module, forward) -> None:
         """Make ``forward(module, ...)`` the module's forward (the class's own stays reachable as
         ``type(module).forward``)."""
-        self.set(module, "forward", types.MethodType(forward, module))
+        self.set(module, "forward", BoundForward(forward, module))
 
     def hook(self, module: nn.Module, pre_hook) -> None:
         """Register ``pre_hook(module, args, kwargs)`` as a forward pre-hook, removed by :func:`unpatch`."""

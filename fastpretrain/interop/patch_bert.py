@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from fastpretrain.interop.patch import Patcher, check_wrapped
-from fastpretrain.interop.patch_hf import bind_args, hf_forward, kernel_loss_rows, patch_attention
+from fastpretrain.interop.patch_hf import bind_args, hf_output, kernel_loss_rows, patch_attention
 from fastpretrain.nn import LinearCrossEntropyLoss
 
 
@@ -30,10 +30,11 @@ def _masked_lm_forward(self, *args, **kwargs):
     labels = named.pop("labels", None)
     if labels is None or not self.training:
         return type(self).forward(self, *args, **kwargs)
-    named.pop("return_dict", None)
+    return_dict = named.pop("return_dict", None)
     outputs = self.bert(**named, return_dict=True)
     loss = mlm_loss(self.cls.predictions, outputs[0], labels)
-    return MaskedLMOutput(loss=loss, logits=None, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+    out = MaskedLMOutput(loss=loss, logits=None, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+    return hf_output(out, return_dict, self.config)
 
 
 def _pretraining_forward(self, *args, **kwargs):
@@ -43,14 +44,15 @@ def _pretraining_forward(self, *args, **kwargs):
     labels, nsp_labels = named.pop("labels", None), named.pop("next_sentence_label", None)
     if labels is None or nsp_labels is None or not self.training:
         return type(self).forward(self, *args, **kwargs)
-    named.pop("return_dict", None)
+    return_dict = named.pop("return_dict", None)
     outputs = self.bert(**named, return_dict=True)
     sequence_output, pooled_output = outputs[:2]
     nsp_logits = self.cls.seq_relationship(pooled_output)
     nsp_loss = nn.functional.cross_entropy(nsp_logits.view(-1, 2), nsp_labels.view(-1))
     loss = mlm_loss(self.cls.predictions, sequence_output, labels) + nsp_loss
-    return BertForPreTrainingOutput(loss=loss, prediction_logits=None, seq_relationship_logits=nsp_logits,
-                                    hidden_states=outputs.hidden_states, attentions=outputs.attentions)  # fmt: skip
+    out = BertForPreTrainingOutput(loss=loss, prediction_logits=None, seq_relationship_logits=nsp_logits,
+                                   hidden_states=outputs.hidden_states, attentions=outputs.attentions)  # fmt: skip
+    return hf_output(out, return_dict, self.config)
 
 
 def patch_bert(model, *, attention: bool = True, loss: bool = True, masking: bool = True, strict: bool = False):
@@ -83,7 +85,7 @@ def patch_bert(model, *, attention: bool = True, loss: bool = True, masking: boo
         elif not isinstance(decoder, nn.Linear):
             patcher.leave("cls.predictions.decoder", f"is a {type(decoder).__name__}, not the nn.Linear HF builds")
         else:
-            patcher.bind(model, hf_forward(forward, type(model)))
+            patcher.bind(model, forward)
             patcher.done("fused linear cross-entropy on the masked tokens (training mode with labels)",
                          "cls.predictions + loss")  # fmt: skip
     return patcher.finish(strict)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from fastpretrain.interop.patch import Patcher, check_wrapped
-from fastpretrain.interop.patch_hf import bind_args, hf_forward, kernel_loss_rows, patch_attention
+from fastpretrain.interop.patch_hf import bind_args, hf_output, kernel_loss_rows, patch_attention
 from fastpretrain.nn import LinearCrossEntropyLoss
 
 
@@ -41,15 +41,16 @@ def _lm_forward(self, *args, **kwargs):
     labels = named.pop("labels", None)
     if labels is None or not self.training:
         return type(self).forward(self, *args, **kwargs)
-    for name in ("return_dict", "logits_to_keep"):
-        named.pop(name, None)
+    return_dict = named.pop("return_dict", None)
+    named.pop("logits_to_keep", None)
     named["use_cache"] = False
     outputs = self.transformer(**named, return_dict=True)
     loss = causal_lm_loss(self.lm_head, outputs.last_hidden_state, labels, named.get("num_items_in_batch"),
                           named.get("shift_labels"))  # fmt: skip
-    return CausalLMOutputWithCrossAttentions(loss=loss, logits=None, cache=None, hidden_states=outputs.hidden_states,
-                                             attentions=outputs.attentions,
-                                             cross_attentions=outputs.cross_attentions)  # fmt: skip
+    out = CausalLMOutputWithCrossAttentions(loss=loss, logits=None, cache=None, hidden_states=outputs.hidden_states,
+                                            attentions=outputs.attentions,
+                                            cross_attentions=outputs.cross_attentions)  # fmt: skip
+    return hf_output(out, return_dict, self.config)
 
 
 def patch_gpt2(model, *, attention: bool = True, loss: bool = True, masking: bool = True, strict: bool = False):
@@ -75,6 +76,6 @@ def patch_gpt2(model, *, attention: bool = True, loss: bool = True, masking: boo
         elif not isinstance(model.lm_head, nn.Linear):
             patcher.leave("lm_head", f"is a {type(model.lm_head).__name__}, not the nn.Linear HF builds")
         else:
-            patcher.bind(model, hf_forward(_lm_forward, type(model)))
+            patcher.bind(model, _lm_forward)
             patcher.done("fused linear cross-entropy, shifted labels (training mode with labels)", "lm_head + loss")
     return patcher.finish(strict)

@@ -191,11 +191,8 @@ def bind_args(module, args, kwargs) -> dict:
     return named
 
 
-def hf_forward(forward, cls: type):
-    """``forward`` dressed as ``cls.forward``: HF's ``return_dict`` handling (``can_return_tuple``) and
-    the class's signature (HF ``Trainer`` keeps only the dataset columns the signature names)."""
-    from transformers.utils.generic import can_return_tuple
-
-    wrapped = can_return_tuple(forward)
-    wrapped.__signature__ = inspect.signature(cls.forward)
-    return wrapped
+def hf_output(output, return_dict, config):
+    """``output`` as HF's ``can_return_tuple`` returns it: a tuple when ``return_dict`` (default:
+    the config's) is False."""
+    return_dict = getattr(config, "return_dict", True) if return_dict is None else return_dict
+    return output if return_dict else output.to_tuple()

@@ -192,10 +192,23 @@ def test_hf_trainer_loss(tmp_path):
     assert patched == pytest.approx(plain, rel=1e-5)
 
 
+def test_pickles_and_deep_copies_patched(tmp_path):
+    """torch.save of the whole patched model loads back patched; deepcopy keeps the patch on the copy."""
+    model = mlm()
+    fastpretrain.patch(model)
+    torch.save(model, tmp_path / "model.pt")
+    loaded = torch.load(tmp_path / "model.pt", weights_only=False)
+    assert fastpretrain.patch_report(loaded) is not None and loaded.forward.module is loaded
+    data = batch(True)
+    torch.testing.assert_close(loaded.train()(**data).loss, model.train()(**data).loss)
+    fastpretrain.unpatch(loaded)
+    assert "forward" not in loaded.__dict__ and loaded.config._attn_implementation == "sdpa"
+
+
 def test_deepcopy_keeps_the_patch():
     model = mlm()
     fastpretrain.patch(model)
     twin = copy.deepcopy(model)
-    assert fastpretrain.patch_report(twin) is not None and twin.forward.__self__ is twin
+    assert fastpretrain.patch_report(twin) is not None and twin.forward.module is twin
     fastpretrain.unpatch(twin)
     assert "forward" not in twin.__dict__ and "forward" in model.__dict__
