@@ -20,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-profiles="kernels models models-compiled word2vec quality contrastive gpt gpt-quality patch lm tune:<case> selftest"
+profiles="kernels models models-compiled word2vec quality contrastive gpt gpt-quality patch lm mim tune:<case> selftest"
 usage() { echo "usage: bash benchmarks/run_gpu.sh --profile {${profiles// /|}} [--dry-run|--stage] | --list" >&2; exit 2; }
 
 profile="" mode=run
@@ -42,6 +42,7 @@ data_of() {  # the files of ../shared/data a profile reads
     quality) echo "docs9m.txt.xz bert-uncased-vocab.txt fashion-mnist" ;;
     gpt-quality) echo "docs9m.txt.xz fashion-mnist" ;;
     lm) echo "docs9m.txt.xz" ;;
+    mim) echo "fashion-mnist" ;;
     *) echo "" ;;
   esac
 }
@@ -50,7 +51,7 @@ if [ "$mode" = list ]; then
   for p in $profiles; do echo "$p: data [$(data_of "$p")]"; done
   exit 0
 fi
-case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|gpt-quality|patch|lm|tune:?*|selftest) ;; *) usage ;; esac
+case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|gpt-quality|patch|lm|mim|tune:?*|selftest) ;; *) usage ;; esac
 
 D=".gpu-data"
 export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}" FASTPRETRAIN_DATA="$PWD/$D"
@@ -173,6 +174,14 @@ case "$profile" in
     # GPT packed vs unpacked rows at equal tokens (a BPE trained on docs9m), then iGPT AR vs BERT-style probes on Fashion-MNIST.
     section quality-gpt 200 python3 benchmarks/quality_gpt.py --corpus "$D/docs9m.txt.xz" --size mini --seq-len 512 --batch-size 32 --tokens 6e6 --eval-rows 400 --label gpu --out "$out"
     section quality-igpt 170 python3 benchmarks/quality_igpt.py --model igpt_mini --image-size 28 --steps 400 --batch-size 64 --label gpu --out "$out"
+    ;;
+  mim)
+    # BEiT-B/16 step: ours (relative bias through the fused attention, fused CE) vs HF BeitForMaskedImageModeling sdpa / eager;
+    # SimMIM ViT-B/16: kernels vs the eager path; the attention-bias kernel tests in bf16/fp16; MAE / SimMIM / BEiT probes.
+    section bench-beit 130 python3 benchmarks/bench_mim.py --model beit --out "$out"
+    section bench-simmim 70 python3 benchmarks/bench_mim.py --model simmim --out "$out"
+    section tests-attn-bias 60 bash -c "cd tests && python3 -m pytest -m gpu -q -p no:cacheprovider --junitxml='$out/tests_attn_bias.xml' ops/test_attention.py -k bias"
+    section quality-mim 110 python3 benchmarks/quality_mim.py --steps 600 --dvae-steps 600 --probe-train 20000 --probe-test 5000 --tag _gpu --out "$out"
     ;;
   tune:*)
     section tune 370 python3 benchmarks/tune_attention.py --cases "${profile#tune:}" --out "$out"
