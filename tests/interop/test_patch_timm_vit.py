@@ -54,3 +54,12 @@ def test_report_and_unpatch():
         model.blocks[0].attn(torch.randn(1, 10, 32), attn_mask=torch.ones(1, 1, 10, 10, dtype=torch.bool))
     fastpretrain.unpatch(model)
     assert "forward" not in model.blocks[0].attn.__dict__
+
+
+def test_leaves_other_attention_classes():
+    try:
+        model = vit(attn_layer="diff")
+    except (TypeError, KeyError, ValueError, AssertionError):
+        pytest.skip("this timm has no DiffAttention")
+    with pytest.raises(ValueError, match="DiffAttention is not timm's plain Attention"):
+        fastpretrain.patch(model)
