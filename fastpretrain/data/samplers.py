@@ -18,7 +18,7 @@ in the softmax, so log Q is the whole correction.
 expected counts of the targets and of the candidates, whose logs the sampled softmax subtracts.
 With ``unique=True`` draws are repeated until S distinct ids are seen, and an id's expected count
 is TF's ``range_sampler`` formula 1 - (1 - Q)^num_tries; all on the sampler's device, one host
-sync per call (is the block of draws enough).
+sync per round of draws (2 S, doubled while fewer than S distinct ids are seen).
 """
 
 from __future__ import annotations
@@ -64,7 +64,6 @@ class _Sampler:
         self.device = torch.device(device)
         self.seed = None if seed is None else check_int("seed", seed, 0)
         self.generator = self._generator(self.device)
-        self._block = 0  # draws of a unique-sampling call's first round: as many as the last call needed
 
     def _generator(self, device: torch.device) -> torch.Generator | None:
         """Its own generator of ``seed``, or with seed None torch's default one of the device (which
@@ -90,11 +89,10 @@ class _Sampler:
         if not unique:
             sampled, tries = self(num_sampled), torch.tensor(num_sampled, device=self.device)
         else:
-            draws = self(max(self._block, num_sampled))
+            draws = self(2 * num_sampled)  # rounds of a size set by S alone: the draws follow the RNG state
             while (found := first_unique(draws, num_sampled)) is None:
                 draws = torch.cat([draws, self(draws.numel())])
             sampled, tries = found
-            self._block = max(self._block, draws.numel())  # no second sync: the draws that sufficed
             sampled = sampled.int()
         targets = targets.to(self.device)
         return Candidates(sampled, self.expected_count(targets, tries, unique),
