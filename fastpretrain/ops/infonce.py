@@ -60,10 +60,16 @@ def infonce_backward_reference(grad_rows, grad_cols, query, key, scale, targets,
     return gq * s, gk * s, (query.float() * gq).sum()
 
 
-def _infonce_rows(query, key, scale, targets, exclude):
-    z = _masked(_logits(query, key, scale), exclude)
-    lse = torch.logsumexp(z, 1)
-    return lse - z.gather(1, targets.long()[:, None])[:, 0], lse
+def _infonce_reference_forward(query, key, scale, targets, exclude, col_targets):
+    """The CPU path's forward: both directions from one materialised z, as the kernels share their tiles."""
+    z = _logits(query, key, scale)
+    rows = _masked(z, exclude)
+    lse = torch.logsumexp(rows, 1)
+    loss = lse - rows.gather(1, targets.long()[:, None])[:, 0]
+    if col_targets is None:
+        return loss, lse, loss.new_empty(0), lse.new_empty(0)
+    col_lse = torch.logsumexp(z, 0)
+    return loss, lse, col_lse - z.gather(0, col_targets.long()[None, :])[0], col_lse
 
 
 @torch.library.custom_op("fastpretrain::infonce", mutates_args=())
@@ -72,15 +78,14 @@ def _infonce_op(query: torch.Tensor, key: torch.Tensor, scale: torch.Tensor, tar
                 col_targets: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """(row loss [N], row lse [N], column loss [M], column lse [M]) float32; the column ones are
     empty unless ``col_targets`` (the symmetric loss: key j against every query, target col_targets[j])."""
-    if use_kernel(query):
-        from fastpretrain.kernels.infonce import infonce_col_lse, infonce_lse
+    if not use_kernel(query):
+        return _infonce_reference_forward(query, key, scale, targets, exclude, col_targets)
+    from fastpretrain.kernels.infonce import infonce_col_lse, infonce_lse
 
-        loss, lse = infonce_lse(query, key, scale, targets, exclude)
-        cols = infonce_col_lse(query, key, scale, col_targets) if col_targets is not None else None
-    else:
-        loss, lse = _infonce_rows(query, key, scale, targets, exclude)
-        cols = _infonce_rows(key, query, scale, col_targets, None) if col_targets is not None else None
-    return (loss, lse, *(cols if cols is not None else (loss.new_empty(0), lse.new_empty(0))))
+    loss, lse = infonce_lse(query, key, scale, targets, exclude)
+    if col_targets is None:
+        return loss, lse, loss.new_empty(0), lse.new_empty(0)
+    return loss, lse, *infonce_col_lse(query, key, scale, col_targets)
 
 
 @_infonce_op.register_fake
