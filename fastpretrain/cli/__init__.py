@@ -1,12 +1,12 @@
 """The ``fastpretrain`` command line, one module per command: corpus, word2vec, mae, simmim, dvae, beit, simclr, clip,
-bert, gpt, nnlm, elmo (the model commands on one skeleton, :mod:`fastpretrain.cli.model_command`)."""
+cpc, bert, gpt, nnlm, elmo (the model commands on one skeleton, :mod:`fastpretrain.cli.model_command`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from fastpretrain.cli import beit, bert, clip, corpus, dvae, elmo, gpt, igpt, mae, nnlm, simclr, simmim, word2vec
+from fastpretrain.cli import beit, bert, clip, corpus, cpc, dvae, elmo, gpt, igpt, mae, nnlm, simclr, simmim, word2vec
 from fastpretrain.cli.errors import BAD_INPUT, INTERRUPTED, clear_errors, message
 from fastpretrain.cli.flags import FlagError
 
@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastpretrain", description="fastpretrain <command> [options]; "
                                      "--help on each")  # fmt: skip
     sub = parser.add_subparsers(title="commands", metavar="<command>", required=True)
-    for command in (word2vec, mae, simmim, dvae, beit, simclr, clip, bert, gpt, igpt, nnlm, elmo, corpus):
+    for command in (word2vec, mae, simmim, dvae, beit, simclr, clip, cpc, bert, gpt, igpt, nnlm, elmo, corpus):
         command.add_commands(sub)
     return parser
 

@@ -22,6 +22,7 @@ INPUTS = {
     "simmim": dict(img_size=32, mask_patch_size=16),
     "simclr": dict(img_size=32),
     "clip": dict(img_size=32, vocab_size=128, context_length=8),
+    "cpc": dict(window=4, sentence_len=32),
     "bert": dict(vocab_size=128, max_position_embeddings=16),
     "gpt": dict(vocab_size=128, block_size=16),
     "nnlm": dict(vocab_size=128, num_sampled=16),
@@ -35,7 +36,7 @@ SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "simmim": dict(depth=2), 
 
 
 def family(name: str) -> str:
-    families = ("mae", "simmim", "simclr", "clip", "vit", "bert", "gpt", "nnlm", "elmo", "igpt", "dvae", "beit")
+    families = ("mae", "simmim", "simclr", "clip", "cpc", "vit", "bert", "gpt", "nnlm", "elmo", "igpt", "dvae", "beit")
     return next(f for f in families if name.startswith(f))
 
 
@@ -66,6 +67,8 @@ def run(model, name: str) -> torch.Tensor:
         model.set_vocabulary([f"w{i}" for i in range(128)])
         return model(torch.randint(0, 128, (2, 8), generator=g))["loss"]
     c = model.config
+    if kind == "cpc":
+        return model(torch.randint(0, 256, (3, c.window, c.sentence_len), generator=g))["loss"]
     imgs = torch.randn(2, c.in_chans, c.img_size, c.img_size, generator=g)
     if kind == "mae":
         return model(imgs, noise=torch.rand(2, model.num_patches, generator=g))["loss"]
