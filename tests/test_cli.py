@@ -309,7 +309,7 @@ def test_flag_defaults_build_the_configs_the_help_names(command):
 
     args = build_parser().parse_args(command)
     if command[0] == "word2vec":
-        assert Word2VecConfig(**config_values(Word2VecConfig, args)) == Word2VecConfig()
+        assert Word2VecConfig(**config_values(Word2VecConfig, args)) == Word2VecConfig(sg=1, epochs=10)
         return
     recipes = {"mae": {"out_dir": "runs/mae", "lr": 1.5e-4, "weight_decay": 0.05, "warmup_steps": 0},
                "bert": {"out_dir": "runs/bert", "lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.01,
