@@ -71,8 +71,8 @@ def markdown(result: dict) -> str:
             lines.append(f"- dVAE codes: {r['codes_used']} of {r['num_tokens']} used, perplexity {r['perplexity']:.0f}, "
                          f"reconstruction MSE {r['recon_mse']:.3f} (normalised pixels; the mean image gets 1.0)")  # fmt: skip
     probe = result["probe"]
-    lines += ["", f"Probes: {probe['train_images']} train / {probe['test_images']} held-out test images, patch-mean "
-              "features.", "", "| features | layer | linear probe | kNN (k=20) |", "|---|---|---|---|"]  # fmt: skip
+    head = f"Probes: {probe['train_images']} train / {probe['test_images']} held-out test images, patch-mean features."
+    lines += ["", head, "", "| features | layer | linear probe | kNN (k=20) |", "|---|---|---|---|"]
     for r in result["rows"]:
         if r["stage"] == "probe":
             scores = f"error: {r['error']} | |" if "error" in r else f"{r['linear']:.2%} | {r['knn']:.2%} |"
