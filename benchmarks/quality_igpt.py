@@ -49,7 +49,9 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--label", default="")
-    p.add_argument("--smoke", action="store_true", help="8x8 grid, 3 steps, a 200 / 100 image probe")
+    p.add_argument(
+        "--smoke", action="store_true", help="8x8 grid, 2,000 training images, 3 steps, a 200 / 100 image probe"
+    )
     p.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = p.parse_args()
     if args.threads:
@@ -63,9 +65,10 @@ def main() -> None:
         else torch.device(args.device)
     )
     train, test = fashion_mnist("train"), fashion_mnist("test")
-    pixels = sample_pixels(train.images, args.image_size, 200_000, args.seed).to(device)
+    images, labels = (train.images[:2000], train.labels[:2000]) if args.smoke else (train.images, train.labels)
+    pixels = sample_pixels(images, args.image_size, 200_000, args.seed).to(device)
     palette = kmeans_palette(pixels, args.palette_size, seed=args.seed).cpu()
-    data = PaletteImages(train.images, train.labels, palette, args.image_size)
+    data = PaletteImages(images, labels, palette, args.image_size)
     probe = {"train": (train.images[: args.probe_train], train.labels[: args.probe_train]),
              "test": (test.images[: args.probe_test], test.labels[: args.probe_test])}  # fmt: skip
     tokens = {k: PaletteImages(x, y, palette, args.image_size).tokens for k, (x, y) in probe.items()}

@@ -1,7 +1,8 @@
 """The GPT benchmark scripts on CPU: bench_gpt.py --smoke writes a complete result whose rows all
 agree with HF's loss from the same weights (the packed row too, checked on the dense rows), and a
 failing candidate is an error row while the others are measured; quality_gpt.py --smoke trains
-packed and unpacked from the same weights and reports both held-out perplexities."""
+packed and unpacked from the same weights and reports both held-out perplexities; quality_igpt.py
+--smoke probes both objectives and the raw pixels (Fashion-MNIST from the shared data folder)."""
 
 import json
 import os
@@ -37,3 +38,13 @@ def test_quality_gpt_smoke(tmp_path):
         assert r["train_tokens"] == result["settings"]["steps"] * 4 * 32
         assert 1 < r["heldout_ppl_packed"] < 400 and 1 < r["heldout_ppl_unpacked"] < 400
     assert isinstance(result["packed_lower_on_packed_eval"], bool) and "at equal training tokens" in md
+
+
+def test_quality_igpt_smoke(tmp_path, shared_data):
+    result, md = run("quality_igpt.py", "quality_igpt_smoke", tmp_path)
+    rows = {r["features"]: r for r in result["rows"]}
+    assert result["complete"] and set(rows) == {"raw pixels (8x8)", "igpt ar", "igpt bert"}
+    assert rows["raw pixels (8x8)"]["linear"] > 0.5  # 10 classes: pixels alone are far above chance
+    for name in ("igpt ar", "igpt bert"):
+        assert 0 <= rows[name]["linear"] <= 1 and rows[name]["train_loss_last"] > 0 and rows[name]["probe_layer"] == 1
+    assert "| igpt ar |" in md
