@@ -46,3 +46,12 @@ def test_igpt_bad_flags(tmp_path, capsys):
     assert "--data" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["igpt", "train", "--objective", "gan", "--out-dir", str(tmp_path / "r")])
+
+
+def test_igpt_bert_objective_probes_without_samples(tmp_path, capsys):
+    data, run = images(tmp_path), tmp_path / "run"
+    assert main(["igpt", "train", "--data", str(data), "--probe-train", "40", "--probe-test", "20", "--objective", "bert",
+                 "--model", "igpt_tiny", "--image-size", "6", "--palette-size", "4", "--steps", "2", "--batch-size", "8",
+                 "--warmup-steps", "1", "--out-dir", str(run)]) == 0  # fmt: skip
+    assert "objective bert" in capsys.readouterr().out
+    assert json.loads((run / "eval.json").read_text())["igpt"]["linear"] >= 0 and not (run / "samples.png").exists()
