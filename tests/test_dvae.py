@@ -61,7 +61,7 @@ def test_training_beats_the_mean_image(tmp_path):
     base[0, :, :4], base[1, :, 4:], base[2, :, :, :4], base[3, :, :, 4:] = 1, 1, 1, 1
     images = base.repeat(8, 1, 1, 1) + 0.05 * torch.randn(32, 1, 8, 8)
     floor = (images - images.mean(0)).square().mean().item()
-    Trainer(model, TensorDataset(images, torch.zeros(32)), TrainConfig(out_dir=str(tmp_path), steps=150, batch_size=32,
+    Trainer(model, TensorDataset(images, torch.zeros(32)), TrainConfig(out_dir=str(tmp_path), steps=80, batch_size=32,
             lr=3e-3, weight_decay=0.0, schedule="constant", device="cpu", log_every=50)).fit()  # fmt: skip
     model.eval()
     recon = (model.decode_tokens(model.tokenize(images)) - images).square().mean().item()

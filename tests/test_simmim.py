@@ -89,7 +89,7 @@ def test_trainer_learns_from_data_side_masks(tmp_path):
     images = torch.rand(16, 3, 1, 1, generator=g).expand(16, 3, 8, 8).contiguous()
     floor = (images - images.median(0).values).abs().mean().item()
     data = MaskedImages(TensorDataset(images, torch.zeros(16, dtype=torch.long)), model.config.masker())
-    history = Trainer(model, data, TrainConfig(out_dir=str(tmp_path), steps=60, batch_size=16, lr=3e-3, log_every=10,
+    history = Trainer(model, data, TrainConfig(out_dir=str(tmp_path), steps=40, batch_size=16, lr=3e-3, log_every=10,
                                                weight_decay=0.0, schedule="constant", device="cpu")).fit()  # fmt: skip
     losses = [row["loss"] for row in history]
     assert losses[-1] < 0.3 * floor < losses[0], (floor, losses)
