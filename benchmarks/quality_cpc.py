@@ -35,7 +35,7 @@ SMOKE = {"model": "cpc_text_tiny", "max_documents": 60, "steps": 4, "batch_size"
 def train(args, windows: SentenceWindows, device) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(0)
     model = create_model(args.model).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(0))
     first, start = None, time.perf_counter()
     for step in range(args.steps):
@@ -85,6 +85,8 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    p.add_argument("--tag", default="", help="appended to the result file names")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     known, _ = p.parse_known_args()
     sizes = SMOKE if known.smoke else CPU
@@ -103,10 +105,10 @@ def main() -> None:
              f"K {config.prediction_steps}), windows of {config.window} sentences x {config.sentence_len} bytes; "
              f"{len(windows):,} training windows from {len(train_docs):,} documents of the first {args.max_documents:,} "
              f"of {Path(args.corpus).name} (every tenth held out); {args.steps} steps of {args.batch_size} windows, "
-             f"AdamW 1e-3, {args.threads} thread(s); held-out loss over {len(held):,} windows in batches of "
+             f"AdamW {args.lr:g}, {args.threads} thread(s); held-out loss over {len(held):,} windows in batches of "
              f"{args.batch_size}; probe: logistic regression on [u, v, u*v, |u-v|] of {len(labels):,} held-out "
              f"pairs, 70% train / 30% test")  # fmt: skip
-    stem = f"quality_cpc_{device.type}{'_smoke' if args.smoke else ''}"
+    stem = f"quality_cpc_{device.type}{'_smoke' if args.smoke else ''}{args.tag}"
     results = Results(args.out, stem, {**run_info(device), "setup": setup, "sizes": vars(args)}, markdown)
 
     def quality(model) -> dict:
