@@ -4,6 +4,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <fstream>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -20,6 +21,19 @@ std::string gib(double bytes) {
   return text;
 }
 
+// The machine's RAM, or less where a cgroup (a container, a batch job) limits this process:
+// cgroup v2's memory.max or v1's memory.limit_in_bytes ("max" or absent: no limit). As
+// fastpretrain.checks.host_memory_bytes.
+double host_memory() {
+  double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream file(path);
+    double limit = 0;
+    if (file >> limit && limit > 0) memory = std::min(memory, limit);
+  }
+  return memory;
+}
+
 // The batches alive at once (per worker: its queue, the one held back, the one being
 // filled; two on the consumer's side) must fit in half of the machine's memory.
 void check_batch_memory(const ProducerOptions& o) {
@@ -28,7 +42,7 @@ void check_batch_memory(const ProducerOptions& o) {
   const int64_t per_example = 1 + width + (s.skipgram ? 0 : 1) + s.negative;
   const double batch = 4.0 * static_cast<double>(o.batch_size) * static_cast<double>(per_example);
   const double total = batch * (static_cast<double>(o.workers) * (o.queue_depth + 2) + 2);
-  const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  const double memory = host_memory();
   if (memory > 0 && total > memory / 2) {
     throw std::length_error("batch_size: " + std::to_string(o.batch_size) + " examples of " +
                             std::to_string(per_example) + " ints (window " + std::to_string(s.window) + ", " +

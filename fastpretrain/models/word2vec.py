@@ -34,7 +34,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from fastpretrain.atomic import atomic_path
-from fastpretrain.checks import INT32_MAX, INT64_MAX, UINT64_MAX, check_flag, check_float, check_int
+from fastpretrain.checks import INT32_MAX, INT64_MAX, UINT64_MAX, check_flag, check_float, check_int, host_memory_bytes
 from fastpretrain.data import Corpus, Vocab, Word2VecBatch, Word2VecBatches
 from fastpretrain.data.corpus import Source
 from fastpretrain.data.samplers import AliasSampler
@@ -332,7 +332,7 @@ def _check_weights_fit(v: int, d: int, matrices: int, device: torch.device) -> N
     if device.type == "cuda":
         have = torch.cuda.mem_get_info(device)[0]
     else:
-        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+        have = host_memory_bytes() // 2
     if need > have:
         raise ValueError(f"vector_size: {matrices} matrices of {v:,} words x {d} take {need / 2**30:.1f} GiB, more "
                          f"than the {have / 2**30:.1f} GiB available on {device}; lower vector_size or the vocabulary")
