@@ -13,9 +13,9 @@ import torch
 
 from fastpretrain.cli.args import at_least, fraction
 from fastpretrain.cli.errors import loading, renamed
-from fastpretrain.cli.model_command import ModelCommand, TrainData, run_weights
+from fastpretrain.cli.model_command import ModelCommand, TrainData
 from fastpretrain.models import BertForPreTraining
-from fastpretrain.models.registry import CONFIG, WEIGHTS
+from fastpretrain.models.registry import WEIGHTS
 
 # How the examples are built: bert train's defaults, kept in the run's config.json as "data" for
 # bert eval, which falls back to these for a directory that does not say (a Hugging Face export).
@@ -192,16 +192,7 @@ class BertCommand(ModelCommand):
         """Ours (a run, its weights, a checkpoint), else a Hugging Face export; with its tokenizer."""
         from fastpretrain.interop.hf import load_hf_bert
 
-        weights = run_weights(checkpoint)
-        beside = (weights if weights.is_dir() else weights.parent) / CONFIG
-        with loading("checkpoint", beside):
-            hf = beside.is_file() and "model" not in json.loads(beside.read_text())
-        if not hf:
-            model, run = super().load(checkpoint)
-        else:
-            with loading("checkpoint", beside.parent, "directory"):
-                model, run = load_hf_bert(beside.parent), {}
-            print(f"model        {beside.parent} (Hugging Face)")
+        model, run, weights = self.load_or_hf(checkpoint, load_hf_bert)
         return model, {**run, "tokenizer": _tokenizer_of(weights)}
 
     def evaluate(self, args: argparse.Namespace, model, run: dict, device) -> None:

@@ -15,9 +15,9 @@ import torch
 
 from fastpretrain.cli.args import at_least, fraction
 from fastpretrain.cli.errors import loading, renamed
-from fastpretrain.cli.model_command import ModelCommand, TrainData, run_weights
+from fastpretrain.cli.model_command import ModelCommand, TrainData
 from fastpretrain.models import GPT
-from fastpretrain.models.registry import CONFIG, WEIGHTS
+from fastpretrain.models.registry import WEIGHTS
 
 # How the rows are built: gpt train's defaults, kept in the run's config.json as "data" for eval.
 DATA_DEFAULTS = {"corpus": "docs9m", "seq_len": 256, "heldout": 0.01, "data_seed": 0, "packed": True}
@@ -190,16 +190,7 @@ class GPTCommand(ModelCommand):
         """Ours (a run, its weights, a checkpoint), else a Hugging Face GPT-2 export; with its tokenizer."""
         from fastpretrain.interop.hf_gpt import load_hf_gpt
 
-        weights = run_weights(checkpoint)
-        beside = (weights if weights.is_dir() else weights.parent) / CONFIG
-        with loading("checkpoint", beside):
-            hf = beside.is_file() and "model" not in json.loads(beside.read_text())
-        if not hf:
-            model, run = super().load(checkpoint)
-        else:
-            with loading("checkpoint", beside.parent, "directory"):
-                model, run = load_hf_gpt(beside.parent), {}
-            print(f"model        {beside.parent} (Hugging Face)")
+        model, run, weights = self.load_or_hf(checkpoint, load_hf_gpt)
         return model, {**run, "tokenizer": _tokenizer_of(weights)}
 
     def evaluate(self, args: argparse.Namespace, model, run: dict, device) -> None:

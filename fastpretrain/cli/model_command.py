@@ -98,6 +98,20 @@ class ModelCommand:
         print(f"model        {weights}")
         return model, run
 
+    def load_or_hf(self, checkpoint: Path, load_hf: Callable[[Path], nn.Module]) -> tuple[nn.Module, dict, Path]:
+        """As :meth:`load` for ours (a run, its weights, a checkpoint), else a Hugging Face export
+        (a config.json without our "model" field) through ``load_hf``; and the weights' path."""
+        weights = run_weights(checkpoint)
+        beside = (weights if weights.is_dir() else weights.parent) / CONFIG
+        with loading("checkpoint", beside):
+            hf = beside.is_file() and "model" not in json.loads(beside.read_text())
+        if not hf:
+            return (*ModelCommand.load(self, checkpoint), weights)
+        with loading("checkpoint", beside.parent, "directory"):
+            model = load_hf(beside.parent)
+        print(f"model        {beside.parent} (Hugging Face)")
+        return model, {}, weights
+
     def evaluate(self, args: argparse.Namespace, model: nn.Module, run: dict, device: torch.device) -> None:
         """Print (and write, if asked) the model's metrics."""
         raise NotImplementedError
