@@ -11,7 +11,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from fastpretrain.atomic import atomic_path, atomic_write
-from fastpretrain.interop.rename import RenameTable
+from fastpretrain.interop.rename import RenameTable, load_converted
 from fastpretrain.models.bert import BertConfig, BertForPreTraining
 from fastpretrain.models.mae import MAE, MAEConfig
 from fastpretrain.models.registry import check_weights, read_json, read_weights
@@ -105,14 +105,8 @@ def bert_config_from_hf(d: dict, source: str = "config") -> BertConfig:
 
 def _bert_with(state_dict: dict, config: BertConfig, source: str) -> BertForPreTraining:
     """A BertForPreTraining of ``config`` with HF weights ``state_dict``, checked before loading."""
-    try:
-        ours = bert_from_hf(state_dict)
-    except ValueError as e:
-        raise ValueError(f"{source}: {str(e).removeprefix('state_dict: ')}") from None
-    model = BertForPreTraining(config)
-    check_weights(ours, model.state_dict(), f"{source}: not the BertForPreTraining its config gives")
-    model.load_state_dict(ours)
-    return model
+    return load_converted(BertForPreTraining(config), state_dict, bert_from_hf, source,
+                          "not the BertForPreTraining its config gives")  # fmt: skip
 
 
 def bert_from_hf_model(hf_model) -> BertForPreTraining:

@@ -16,9 +16,9 @@ from safetensors.torch import save_file
 
 from fastpretrain.atomic import atomic_path, atomic_write
 from fastpretrain.interop.hf import _from_hf_fields
-from fastpretrain.interop.rename import RenameTable
+from fastpretrain.interop.rename import RenameTable, load_converted
 from fastpretrain.models.gpt import GPT, GPTConfig
-from fastpretrain.models.registry import check_weights, read_json, read_weights
+from fastpretrain.models.registry import read_json, read_weights
 
 _LAYER = "transformer.h.{i}."
 GPT2 = RenameTable(
@@ -94,14 +94,8 @@ def gpt_config_from_hf(d: dict, source: str = "config") -> GPTConfig:
 
 def _gpt_with(state_dict: dict, config: GPTConfig, source: str) -> GPT:
     """A GPT of ``config`` with HF weights ``state_dict``, checked before loading."""
-    try:
-        ours = gpt_from_hf(state_dict)
-    except ValueError as e:
-        raise ValueError(f"{source}: {str(e).removeprefix('state_dict: ')}") from None
-    model = GPT(config)
-    check_weights(ours, model.state_dict(), f"{source}: not the GPT2LMHeadModel its config gives")
-    model.load_state_dict(ours)
-    return model
+    return load_converted(GPT(config), state_dict, gpt_from_hf, source,
+                          "not the GPT2LMHeadModel its config gives")  # fmt: skip
 
 
 def gpt_from_hf_model(hf_model) -> GPT:

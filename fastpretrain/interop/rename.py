@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
+from fastpretrain.models.registry import check_weights
+
 _FIELD = re.compile(r"\{(\w+)\}")
 
 
@@ -132,3 +134,15 @@ class RenameTable:
         if missing:
             raise ValueError(f"state_dict: {missing[0]!r} is missing; expected the weights of a {self.theirs}")
         return out
+
+
+def load_converted(model: torch.nn.Module, state_dict: Mapping, convert, source: str, misfit: str) -> torch.nn.Module:
+    """``model`` with foreign weights ``state_dict`` turned into ours by ``convert``, checked before
+    anything loads: a conversion error or a misfit is a ValueError naming ``source`` (then ``misfit``)."""
+    try:
+        ours = convert(state_dict)
+    except ValueError as e:
+        raise ValueError(f"{source}: {str(e).removeprefix('state_dict: ')}") from None
+    check_weights(ours, model.state_dict(), f"{source}: {misfit}")
+    model.load_state_dict(ours)
+    return model
