@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from fastpretrain.cli.args import at_least
 from fastpretrain.cli.errors import loading, renamed
-from fastpretrain.cli.mae import DATA_HELP, _limit, _normalisation
+from fastpretrain.cli.images import DATA_HELP, limit, normalisation
 from fastpretrain.cli.model_command import TrainData, run_settings, run_weights
 from fastpretrain.cli.simmim import SimMIMCommand
 from fastpretrain.models import BEiT
@@ -64,9 +64,9 @@ class BEiTCommand(SimMIMCommand):
             raise ValueError(f"--tokenizer: its {t.img_size} px, {t.in_chans}-channel images and {t.grid_size} x "
                              f"{t.grid_size} codes do not fit the model's {config.img_size} px, {config.in_chans} "
                              f"channels and {config.grid_size} x {config.grid_size} patches")  # fmt: skip
-        mean, std = _normalisation(args.data, t.in_chans, settings.get("mean"), settings.get("std"))
+        mean, std = normalisation(args.data, t.in_chans, settings.get("mean"), settings.get("std"))
         with renamed("--data", "data", "path", "source"):
-            images = _limit(image_dataset(args.data, "train", Resize(t.img_size, mean, std), channels=t.in_chans),
+            images = limit(image_dataset(args.data, "train", Resize(t.img_size, mean, std), channels=t.in_chans),
                             args.max_images, args.seed)  # fmt: skip
         file = weights / "model.safetensors" if weights.is_dir() else weights
         stat = file.stat()

@@ -14,7 +14,7 @@ import torch
 
 from fastpretrain.cli.args import at_least
 from fastpretrain.cli.errors import loading, renamed
-from fastpretrain.cli.mae import _limit
+from fastpretrain.cli.images import limit
 from fastpretrain.cli.model_command import ModelCommand, TrainData
 from fastpretrain.models import CLIP
 
@@ -80,7 +80,7 @@ class CLIPCommand(ModelCommand):
         mean, std = list(FASHION_MNIST_MEAN), list(FASHION_MNIST_STD)
         with renamed("--crop-scale", "scale"):
             transform = RandomResizedCropFlip(config.img_size, scale=tuple(args.crop_scale), mean=mean, std=std)
-        images = _limit(fashion_mnist("train"), args.max_images, args.seed)
+        images = limit(fashion_mnist("train"), args.max_images, args.seed)
         dataset = CaptionedImages(images, tokenizer, config.context_length, transform)
         line = (f"data         fashion-mnist: {len(dataset):,} images with generated captions, e.g. "
                 f"{dataset.pair(0)[1]!r}; vocabulary {tokenizer.get_vocab_size():,}")  # fmt: skip
@@ -144,7 +144,7 @@ class CLIPCommand(ModelCommand):
         if args.json:
             check_writable("--json", args.json)
         mean, std = run.get("mean", list(FASHION_MNIST_MEAN)), run.get("std", list(FASHION_MNIST_STD))
-        test = CaptionedImages(_limit(fashion_mnist("test"), args.max_test, args.seed + 1), run["tokenizer"],
+        test = CaptionedImages(limit(fashion_mnist("test"), args.max_test, args.seed + 1), run["tokenizer"],
                                model.config.context_length, random_template=False)  # fmt: skip
         print(f"data         fashion-mnist: {len(test):,} held-out test images with generated captions")
         models = [("clip", model)]

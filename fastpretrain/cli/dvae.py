@@ -11,7 +11,8 @@ import torch
 
 from fastpretrain.cli.args import at_least
 from fastpretrain.cli.errors import renamed
-from fastpretrain.cli.mae import DATA_HELP, MAECommand, _eval_splits, _limit, _normalisation
+from fastpretrain.cli.images import DATA_HELP, eval_splits, limit, normalisation
+from fastpretrain.cli.mae import MAECommand
 from fastpretrain.models import DVAE
 
 
@@ -80,10 +81,10 @@ class DVAECommand(MAECommand):
             if getattr(args, name):
                 check_writable(f"--{name}", getattr(args, name))
         c = model.config
-        mean, std = _normalisation(args.data, c.in_chans, run.get("mean"), run.get("std"))
+        mean, std = normalisation(args.data, c.in_chans, run.get("mean"), run.get("std"))
         with renamed("--data", "data", "path", "source"):
-            _, test = _eval_splits(args.data, Resize(c.img_size, mean, std), c.in_chans, args.test_fraction, args.seed)
-        test = _limit(test, args.max_test, args.seed + 1)
+            _, test = eval_splits(args.data, Resize(c.img_size, mean, std), c.in_chans, args.test_fraction, args.seed)
+        test = limit(test, args.max_test, args.seed + 1)
         stats = codebook_stats(model, test, args.batch_size, device)
         print(f"data         {args.data}: {len(test):,} held-out images, {c.grid_size} x {c.grid_size} codes of "
               f"{c.num_tokens}")  # fmt: skip

@@ -14,11 +14,11 @@ import torch
 
 from fastpretrain.cli.args import at_least
 from fastpretrain.cli.errors import loading
+from fastpretrain.cli.images import DATA_HELP
 from fastpretrain.cli.model_command import ModelCommand, TrainData, run_weights
 from fastpretrain.models import ImageGPT
 from fastpretrain.models.registry import WEIGHTS
 
-DATA_HELP = "'fashion-mnist' (the shared data folder or $FASTPRETRAIN_DATA), an image folder, IDX or .npy/.npz"
 PALETTE = "palette.json"
 
 

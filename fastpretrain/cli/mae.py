@@ -3,65 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import ClassVar
 
 import torch
 
 from fastpretrain.cli.args import at_least
 from fastpretrain.cli.errors import renamed
+from fastpretrain.cli.images import DATA_HELP, add_image_flags, eval_splits, limit, normalisation, train_images
 from fastpretrain.cli.model_command import ModelCommand, TrainData
 from fastpretrain.models import MAE
 
-DATA_HELP = ("'fashion-mnist' (the shared data folder or $FASTPRETRAIN_DATA), an image folder, an IDX images file, "
-             "or .npy/.npz")
-
-
-def _normalisation(data: str, in_chans: int, mean, std) -> tuple[list[float], list[float]]:
-    """The per-channel mean/std given, else Fashion-MNIST's, ImageNet's (3 channels) or 0.5/0.5."""
-    from fastpretrain.data.images import FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET_MEAN, IMAGENET_STD
-
-    if (mean is None) != (std is None):
-        raise ValueError("--mean, --std: give both or neither")
-    if mean is not None:
-        if len(mean) != in_chans or len(std) != in_chans:
-            raise ValueError(f"--mean, --std: expected {in_chans} values each (--in-chans), "
-                             f"got {len(mean)} and {len(std)}")
-        if not all(s > 0 for s in std):
-            raise ValueError(f"--std: expected values > 0, got {list(std)}")
-        return list(mean), list(std)
-    if data == "fashion-mnist" and in_chans == 1:
-        return list(FASHION_MNIST_MEAN), list(FASHION_MNIST_STD)
-    if in_chans == 3:
-        return list(IMAGENET_MEAN), list(IMAGENET_STD)
-    return [0.5] * in_chans, [0.5] * in_chans
-
-
-def _limit(dataset, n: int | None, seed: int):
-    """A seeded random subset of n items (all when n is None or too large)."""
-    from torch.utils.data import Subset
-
-    if n is None or n >= len(dataset):
-        return dataset
-    return Subset(dataset, torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].tolist())
-
-
-def _eval_splits(data: str, transform, channels: int, test_fraction: float, seed: int):
-    """(train, test): the source's own splits (fashion-mnist, folders with train/ and test/ or val/),
-    else a seeded random split holding out ``test_fraction``."""
-    from torch.utils.data import Subset
-
-    from fastpretrain.data.images import image_dataset
-
-    path = Path(data)
-    if data == "fashion-mnist" or (path.is_dir() and (path / "train").is_dir()):
-        return image_dataset(data, "train", transform, channels), image_dataset(data, "test", transform, channels)
-    full = image_dataset(data, "train", transform, channels)
-    perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
-    n_test = max(1, round(len(full) * test_fraction))
-    if n_test >= len(full):
-        raise ValueError(f"--test-fraction: {test_fraction} leaves no training images of {len(full)}")
-    return Subset(full, perm[n_test:]), Subset(full, perm[:n_test])
 
 
 class MAECommand(ModelCommand):
@@ -87,28 +38,20 @@ class MAECommand(ModelCommand):
 
     def add_data_flags(self, p: argparse.ArgumentParser) -> None:
         group = p.add_argument_group("data")
-        group.add_argument("--data", default="fashion-mnist", help=DATA_HELP + " (default fashion-mnist)")
+        add_image_flags(group)
         group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                            help="random resized crop + horizontal flip (default on)")  # fmt: skip
         group.add_argument("--crop-scale", type=float, nargs=2, default=(0.2, 1.0), metavar=("LOW", "HIGH"),
                            help="crop area range (default 0.2 1.0)")  # fmt: skip
-        group.add_argument("--mean", type=float, nargs="+", default=None, help="per-channel normalisation mean "
-                           "(default: Fashion-MNIST's, ImageNet's or 0.5)")  # fmt: skip
-        group.add_argument("--std", type=float, nargs="+", default=None, help="per-channel normalisation std")
-        group.add_argument("--max-images", type=at_least(1), default=None,
-                           help="train on a seeded random subset of N images (default all)")  # fmt: skip
 
     def data(self, args: argparse.Namespace, config) -> TrainData:
         from fastpretrain.data.image_transforms import RandomResizedCropFlip, Resize
-        from fastpretrain.data.images import image_dataset
 
-        mean, std = _normalisation(args.data, config.in_chans, args.mean, args.std)
+        mean, std = normalisation(args.data, config.in_chans, args.mean, args.std)
         with renamed("--crop-scale", "scale"):
             transform = (RandomResizedCropFlip(config.img_size, scale=tuple(args.crop_scale), mean=mean, std=std)
                          if args.augment else Resize(config.img_size, mean, std))  # fmt: skip
-        with renamed("--data", "data", "path", "source"):
-            dataset = _limit(image_dataset(args.data, "train", transform, channels=config.in_chans), args.max_images,
-                             args.seed)  # fmt: skip
+        dataset = train_images(args, config.in_chans, transform)
         line = (f"data         {args.data}: {len(dataset):,} images, {'augmented' if args.augment else 'resized'}, "
                 f"mean {mean} std {std}")  # fmt: skip
         return TrainData(dataset, run={"mean": mean, "std": std, "data": str(args.data)}, lines=(line,))
@@ -161,11 +104,11 @@ class MAECommand(ModelCommand):
         config = model.config
         given = args.mean is not None or args.std is not None
         mean, std = (args.mean, args.std) if given else (run.get("mean"), run.get("std"))
-        mean, std = _normalisation(args.data, config.in_chans, mean, std)
+        mean, std = normalisation(args.data, config.in_chans, mean, std)
         with renamed("--data", "data", "path", "source"):
-            train, test = _eval_splits(args.data, Resize(config.img_size, mean, std), config.in_chans,
+            train, test = eval_splits(args.data, Resize(config.img_size, mean, std), config.in_chans,
                                        args.test_fraction, args.seed)  # fmt: skip
-        train, test = _limit(train, args.max_train, args.seed), _limit(test, args.max_test, args.seed + 1)
+        train, test = limit(train, args.max_train, args.seed), limit(test, args.max_test, args.seed + 1)
         print(f"data         {args.data}: probe on {len(train):,} train / {len(test):,} held-out test images, "
               f"{args.pool} pooling")  # fmt: skip
         layer = self.probe_layer(args, model)

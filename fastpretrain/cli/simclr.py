@@ -10,7 +10,8 @@ import torch
 
 from fastpretrain.cli.args import at_least
 from fastpretrain.cli.errors import renamed
-from fastpretrain.cli.mae import DATA_HELP, MAECommand, _limit, _normalisation
+from fastpretrain.cli.images import add_image_flags, normalisation, train_images
+from fastpretrain.cli.mae import MAECommand
 from fastpretrain.cli.model_command import TrainData
 from fastpretrain.models import SimCLR
 
@@ -35,30 +36,22 @@ class SimCLRCommand(MAECommand):
 
     def add_data_flags(self, p: argparse.ArgumentParser) -> None:
         group = p.add_argument_group("data")
-        group.add_argument("--data", default="fashion-mnist", help=DATA_HELP + " (default fashion-mnist)")
+        add_image_flags(group)
         group.add_argument("--crop-scale", type=float, nargs=2, default=(0.08, 1.0), metavar=("LOW", "HIGH"),
                            help="crop area range (default 0.08 1.0, SimCLR's)")  # fmt: skip
         group.add_argument("--jitter", type=at_least(0.0, float), default=0.5,
                            help="colour jitter strength (SimCLR's s: 1.0 on ImageNet, 0.5 on CIFAR; default 0.5)")  # fmt: skip
         group.add_argument("--blur", type=at_least(0.0, float, high=1.0), default=0.5,
                            help="probability of the Gaussian blur (default 0.5)")  # fmt: skip
-        group.add_argument("--mean", type=float, nargs="+", default=None, help="per-channel normalisation mean "
-                           "(default: Fashion-MNIST's, ImageNet's or 0.5)")  # fmt: skip
-        group.add_argument("--std", type=float, nargs="+", default=None, help="per-channel normalisation std")
-        group.add_argument("--max-images", type=at_least(1), default=None,
-                           help="train on a seeded random subset of N images (default all)")  # fmt: skip
 
     def data(self, args: argparse.Namespace, config) -> TrainData:
-        from fastpretrain.data.images import image_dataset
         from fastpretrain.data.views import SimCLRAugment, TwoViews
 
-        mean, std = _normalisation(args.data, config.in_chans, args.mean, args.std)
+        mean, std = normalisation(args.data, config.in_chans, args.mean, args.std)
         with renamed("--crop-scale", "scale"):
             augment = SimCLRAugment(config.img_size, scale=tuple(args.crop_scale), strength=args.jitter,
                                     blur=args.blur, mean=mean, std=std)  # fmt: skip
-        with renamed("--data", "data", "path", "source"):
-            dataset = _limit(image_dataset(args.data, "train", TwoViews(augment), channels=config.in_chans),
-                             args.max_images, args.seed)  # fmt: skip
+        dataset = train_images(args, config.in_chans, TwoViews(augment))
         line = (f"data         {args.data}: {len(dataset):,} images, two SimCLR views each (crop {args.crop_scale[0]}"
                 f"-{args.crop_scale[1]}, jitter {args.jitter}, blur p {args.blur}), mean {mean} std {std}")  # fmt: skip
         return TrainData(dataset, run={"mean": mean, "std": std, "data": str(args.data)}, lines=(line,))
