@@ -9,6 +9,7 @@ from fastpretrain.nn.attention import HEAD_DIMS, MultiheadSelfAttention, check_h
 from fastpretrain.nn.block import TransformerBlock
 from fastpretrain.nn.contrastive import ClipLoss, NTXentLoss, SigLipLoss, gather_with_grad
 from fastpretrain.nn.drop import DropPath
+from fastpretrain.nn.groups import Groups, check_groups
 from fastpretrain.nn.init import init_linear_and_norms
 from fastpretrain.nn.kv_cache import KVCache, cached_block
 from fastpretrain.nn.layer_scale import LayerScale
@@ -35,6 +36,7 @@ __all__ = [
     "HEAD_DIMS",
     "ClipLoss",
     "DropPath",
+    "Groups",
     "KVCache",
     "LMHeadLoss",
     "LayerScale",
@@ -55,6 +57,7 @@ __all__ = [
     "ViTEncoder",
     "apply_rotary",
     "cached_block",
+    "check_groups",
     "check_heads",
     "check_mask_ratio",
     "check_vit_args",
