@@ -1,6 +1,7 @@
-"""Colour palettes for image GPT (Chen et al. 2020): pixels clustered by k-means (in torch, on the
-pixels' device, so on the GPU when there is one), and images as sequences of palette ids in raster
-order. image-gpt uses 512 clusters (9 bits) of RGB; a greyscale image needs far fewer levels."""
+"""Colour palettes for image GPT (Chen et al. 2020): pixels clustered by the shared k-means
+(:mod:`fastpretrain.data.kmeans`, on the pixels' device, so on the GPU when there is one), and
+images as sequences of palette ids in raster order. image-gpt uses 512 clusters (9 bits) of RGB; a
+greyscale image needs far fewer levels."""
 
 from __future__ import annotations
 
@@ -8,40 +9,19 @@ import torch
 import torch.nn.functional as F
 
 from fastpretrain.checks import check_int
+from fastpretrain.data.kmeans import kmeans, nearest
 
 
 def kmeans_palette(pixels: torch.Tensor, k: int, *, iters: int = 30, seed: int = 0) -> torch.Tensor:
-    """[k, C] cluster centres of ``pixels`` [N, C] (floats, e.g. in [0, 1]) by k-means: k-means++
-    seeding, then Lloyd steps until no assignment changes or ``iters``; an emptied cluster is moved
-    to the pixel farthest from its centre. Sorted by brightness (mean over channels), so nearby ids
-    look alike."""
+    """[k, C] cluster centres of ``pixels`` [N, C] (floats, e.g. in [0, 1]) by the shared
+    :func:`~fastpretrain.data.kmeans.kmeans` (k-means++ seeds, Lloyd steps), sorted by brightness
+    (mean over channels), so nearby ids look alike."""
     check_int("k", k, 1)
-    check_int("iters", iters, 1)
     if pixels.dim() != 2 or not pixels.is_floating_point():
         raise ValueError(f"pixels: expected float [N, C], got {pixels.dtype} {tuple(pixels.shape)}")
     if len(pixels) < k:
         raise ValueError(f"k: {k} clusters need at least {k} pixels, got {len(pixels)}")
-    x = pixels.float()
-    g = torch.Generator(device=x.device).manual_seed(seed)
-    centres = x[torch.randint(len(x), (1,), generator=g, device=x.device)]
-    for _ in range(1, k):  # k-means++: the next centre with probability ~ squared distance to the nearest
-        d2 = torch.cdist(x, centres).min(1).values.square()
-        pick = torch.multinomial(d2 / d2.sum(), 1, generator=g) if d2.sum() > 0 else torch.randint(len(x), (1,),
-                                                                                                 generator=g, device=x.device)  # fmt: skip
-        centres = torch.cat([centres, x[pick]])
-    assign = None
-    for _ in range(iters):
-        dist = torch.cdist(x, centres)
-        new = dist.argmin(1)
-        if assign is not None and torch.equal(new, assign):
-            break
-        assign = new
-        counts = torch.bincount(assign, minlength=k)
-        sums = torch.zeros_like(centres).index_add_(0, assign, x)
-        centres = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)
-        for empty in (counts == 0).nonzero().flatten().tolist():
-            far = torch.cdist(x, centres).min(1).values.argmax()
-            centres[empty] = x[far]
+    centres = kmeans(pixels, k, iters=iters, seed=seed).centres
     return centres[centres.mean(1).argsort()]
 
 
@@ -52,8 +32,7 @@ def quantize(images: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"images: expected [B, {palette.shape[1]}, H, W] for a palette of {palette.shape[1]} "
                          f"channels, got {tuple(images.shape)}")  # fmt: skip
     flat = images.permute(0, 2, 3, 1).reshape(-1, images.shape[1]).float()
-    ids = torch.cdist(flat, palette.float().to(flat.device)).argmin(1)
-    return ids.view(images.shape[0], -1)
+    return nearest(flat, palette).view(images.shape[0], -1)
 
 
 def dequantize(ids: torch.Tensor, palette: torch.Tensor, size: int) -> torch.Tensor:
