@@ -5,6 +5,7 @@ from fastpretrain.models.beit import BEiT, BEiTConfig
 from fastpretrain.models.bert import BertConfig, BertForPreTraining
 from fastpretrain.models.clip import CLIP, CLIPConfig
 from fastpretrain.models.cpc import CPC, CPCConfig
+from fastpretrain.models.electra import ElectraConfig, ElectraForPreTraining
 from fastpretrain.models.elmo import ELMo, ELMoConfig
 from fastpretrain.models.dvae import DVAE, DVAEConfig
 from fastpretrain.models.gpt import GPT, GPTConfig
@@ -19,6 +20,7 @@ from fastpretrain.models.vit import VisionTransformer, ViTConfig
 from fastpretrain.models.word2vec import Word2Vec, Word2VecConfig
 
 __all__ = ["BEiT", "BEiTConfig", "BertConfig", "BertForPreTraining", "CLIP", "CLIPConfig", "CPC", "CPCConfig",
-           "DVAE", "DVAEConfig", "ELMo", "ELMoConfig", "GPT", "GPTConfig", "IGPTConfig", "ImageGPT", "KeyedVectors", "MAE",
+           "DVAE", "DVAEConfig", "ElectraConfig", "ElectraForPreTraining", "ELMo", "ELMoConfig", "GPT", "GPTConfig",
+           "IGPTConfig", "ImageGPT", "KeyedVectors", "MAE",
            "MAEConfig", "NNLM", "NNLMConfig", "SimCLR", "SimCLRConfig", "SimMIM", "SimMIMConfig", "ViTConfig", "VisionTransformer",
            "Word2Vec", "Word2VecConfig", "create_model", "list_models", "model_class", "model_config"]  # fmt: skip

@@ -24,6 +24,7 @@ INPUTS = {
     "clip": dict(img_size=32, vocab_size=128, context_length=8),
     "cpc": dict(window=4, sentence_len=32),
     "bert": dict(vocab_size=128, max_position_embeddings=16),
+    "electra": dict(vocab_size=128, max_position_embeddings=16),
     "gpt": dict(vocab_size=128, block_size=16),
     "nnlm": dict(vocab_size=128, num_sampled=16),
     "elmo": dict(vocab_size=128, num_sampled=16),
@@ -32,11 +33,13 @@ INPUTS = {
     "beit": dict(img_size=32, min_block=1),
 }
 SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "simmim": dict(depth=2), "beit": dict(depth=2),
-           "bert": dict(num_layers=2), "gpt": dict(num_layers=2), "igpt": dict(num_layers=2)}
+           "bert": dict(num_layers=2), "electra": dict(num_layers=2), "gpt": dict(num_layers=2),
+           "igpt": dict(num_layers=2)}
 
 
 def family(name: str) -> str:
-    families = ("mae", "simmim", "simclr", "clip", "cpc", "vit", "bert", "gpt", "nnlm", "elmo", "igpt", "dvae", "beit")
+    families = ("mae", "simmim", "simclr", "clip", "cpc", "vit", "bert", "electra", "gpt", "nnlm", "elmo", "igpt", "dvae",
+                "beit")
     return next(f for f in families if name.startswith(f))
 
 
@@ -49,12 +52,12 @@ def run(model, name: str) -> torch.Tensor:
     """The model's scalar objective on a fixed tiny input."""
     g = torch.Generator().manual_seed(0)
     kind = family(name)
-    if kind == "bert":
+    if kind in ("bert", "electra"):
         ids = torch.randint(1, 128, (11,), generator=g)
         batch = dict(input_ids=ids, cu_seqlens=torch.tensor([0, 7, 11], dtype=torch.int32),
                      mlm_positions=torch.tensor([1, 5, 8]), mlm_labels=torch.tensor([3, 9, 27]),
                      nsp_labels=torch.tensor([0, 1]))  # fmt: skip
-        return model(**batch)["loss"]
+        return model(**batch, **({"generator": g} if kind == "electra" else {}))["loss"]
     if kind == "igpt":
         return model(torch.randint(0, model.config.palette_size, (2, 16), generator=g), generator=g)["loss"]
     if kind == "gpt":
