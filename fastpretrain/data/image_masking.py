@@ -1,6 +1,7 @@
 """Patch masks for masked image modeling, drawn on the data side (in the DataLoader's workers, whose
 RNGs the Trainer seeds per batch): SimMIM's random masking of square groups of patches and BEiT's
-block-wise masking. Each masker maps a generator to a bool mask [grid_h * grid_w] (row-major
+block-wise masking, and the context encoder's central square (:func:`region_masker` picks one for
+the CNN pretext tasks, on a grid of pixel cells). Each masker maps a generator to a bool mask [grid_h * grid_w] (row-major
 patches, True = masked); :class:`MaskedImages` adds one to every item of an image dataset.
 """
 
@@ -117,6 +118,50 @@ class BlockMask:
         return mask.flatten()
 
 
+@dataclass(frozen=True)
+class CenterMask:
+    """Context-encoder's central region (Pathak et al. 2016): the middle square of
+    ``round(grid * sqrt(mask_ratio))`` cells per side (half the side, a quarter of the area, at 0.25),
+    the same for every image (``generator`` unused)."""
+
+    grid: int
+    mask_ratio: float = 0.25
+
+    def __post_init__(self) -> None:
+        check_int("grid", self.grid, 2)
+        _fraction("mask_ratio", self.mask_ratio)
+
+    @property
+    def side(self) -> int:
+        return min(self.grid - 1, max(1, round(self.grid * math.sqrt(self.mask_ratio))))
+
+    @property
+    def num_masked(self) -> int:
+        return self.side**2
+
+    def __call__(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        mask = torch.zeros(self.grid, self.grid, dtype=torch.bool)
+        top = (self.grid - self.side) // 2
+        mask[top : top + self.side, top : top + self.side] = True
+        return mask.flatten()
+
+
+REGIONS = ("center", "block", "random")
+
+
+def region_masker(kind: str, grid: int, mask_ratio: float):
+    """The mask generator of a pretext task's region on a ``grid`` x ``grid`` cell grid: ``"center"``
+    (:class:`CenterMask`), ``"block"`` (BEiT's :class:`BlockMask`, blocks of at least a 16th of the
+    grid) or ``"random"`` (single cells, SimMIM's :class:`RandomPatchMask`)."""
+    if kind not in REGIONS:
+        raise ValueError(f"mask: expected one of {REGIONS}, got {kind!r}")
+    if kind == "center":
+        return CenterMask(grid, mask_ratio)
+    if kind == "block":
+        return BlockMask.from_ratio(grid, grid, mask_ratio, min_block=max(1, grid * grid // 16))
+    return RandomPatchMask(grid, mask_ratio)
+
+
 class MaskedImages(Dataset):
     """Items ``(image, label, mask)``: an image dataset's items with a fresh mask from ``masker``."""
 
@@ -131,4 +176,4 @@ class MaskedImages(Dataset):
         return image, label, self.masker()
 
 
-__all__ = ["BlockMask", "MaskedImages", "RandomPatchMask"]
+__all__ = ["REGIONS", "BlockMask", "CenterMask", "MaskedImages", "RandomPatchMask", "region_masker"]

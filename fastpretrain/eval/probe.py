@@ -20,9 +20,9 @@ def extract_features(encoder: nn.Module | None, data: Dataset, *, pool: str = "c
                      layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(features float32 [N, D], labels int64 [N]) of a dataset of (image, label) items.
 
-    ``encoder``: a ViT (``forward_features`` -> [B, 1 + L, D]), anything with an ``.encoder`` that
-    is one (an MAE), or None for the raw pixels, flattened. ``pool``: the cls token's features or
-    the mean of the patch tokens. ``layer``: None for the encoder's output (final norm applied),
+    ``encoder``: a ViT (``forward_features`` -> [B, 1 + L, D]) or a CNN (-> a feature map [B, C, h, w]),
+    anything with an ``.encoder`` that is one (an MAE, a context encoder), or None for the raw
+    pixels, flattened. ``pool``: see :func:`pool_features`. ``layer``: None for the encoder's output (final norm applied),
     or a block number to read that block's tokens without the final norm (``forward_intermediate``;
     SimMIM's and BEiT's probes). The encoder runs in eval mode and is put back as it was.
     """
@@ -49,13 +49,24 @@ def extract_features(encoder: nn.Module | None, data: Dataset, *, pool: str = "c
                 f = images.flatten(1)
             else:
                 tokens = encoder.forward_features(images) if layer is None else encoder.forward_intermediate(images, layer)
-                f = tokens[:, 0] if pool == "cls" else tokens[:, 1:].mean(dim=1)
+                f = pool_features(tokens, pool)
             feats.append(f.float().cpu())
             labels.append(torch.as_tensor(y).long())
     finally:
         if encoder is not None:
             encoder.train(was_training)
     return torch.cat(feats), torch.cat(labels)
+
+
+def pool_features(features: torch.Tensor, pool: str) -> torch.Tensor:
+    """[B, D] from an encoder's ``forward_features``: a ViT's tokens [B, 1 + L, D] (``"cls"``: the
+    cls token, ``"mean"``: the patch tokens' mean) or a CNN's feature map [B, C, h, w] (``"mean"``:
+    global average pooling; it has no cls token)."""
+    if features.dim() == 4:
+        if pool != "mean":
+            raise ValueError(f"pool: a CNN's feature map has no cls token; expected 'mean', got {pool!r}")
+        return features.mean(dim=(2, 3))
+    return features[:, 0] if pool == "cls" else features[:, 1:].mean(dim=1)
 
 
 def _check(train_x, train_y, test_x, test_y) -> int:
@@ -128,4 +139,4 @@ def evaluate_features(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torc
             "knn": knn_accuracy(*train, *test, k=k, num_classes=num_classes)}  # fmt: skip
 
 
-__all__ = ["evaluate_features", "extract_features", "knn_accuracy", "linear_probe"]
+__all__ = ["evaluate_features", "extract_features", "knn_accuracy", "linear_probe", "pool_features"]

@@ -7,6 +7,7 @@ import nothing from ``fastpretrain.ops`` themselves."""
 from fastpretrain.nn import functional
 from fastpretrain.nn.attention import HEAD_DIMS, MultiheadSelfAttention, check_heads
 from fastpretrain.nn.block import TransformerBlock
+from fastpretrain.nn.conv import ChannelwiseFC, ConvDecoder, ConvEncoder
 from fastpretrain.nn.contrastive import ClipLoss, NTXentLoss, SigLipLoss, gather_with_grad
 from fastpretrain.nn.drop import DropPath
 from fastpretrain.nn.groups import Groups, check_groups
@@ -34,7 +35,10 @@ from fastpretrain.nn.vit_encoder import ViTEncoder, check_vit_args
 
 __all__ = [
     "HEAD_DIMS",
+    "ChannelwiseFC",
     "ClipLoss",
+    "ConvDecoder",
+    "ConvEncoder",
     "DropPath",
     "Groups",
     "KVCache",

@@ -31,15 +31,18 @@ INPUTS = {
     "igpt": dict(image_size=4),
     "dvae": dict(img_size=32),
     "beit": dict(img_size=32, min_block=1),
+    "masked": dict(group_dim=5),
+    "inpaint": dict(img_size=16, widths=(8, 16), disc_widths=(8, 16)),
+    "colorize": dict(img_size=16, widths=(8, 16), num_bins=4),
 }
 SHALLOW = {"vit": dict(depth=2), "mae": dict(depth=2), "simmim": dict(depth=2), "beit": dict(depth=2),
            "bert": dict(num_layers=2), "electra": dict(num_layers=2), "gpt": dict(num_layers=2),
-           "igpt": dict(num_layers=2)}
+           "igpt": dict(num_layers=2), "masked": dict(depth=2, decoder_depth=1)}
 
 
 def family(name: str) -> str:
     families = ("mae", "simmim", "simclr", "clip", "cpc", "vit", "bert", "electra", "gpt", "nnlm", "elmo", "igpt", "dvae",
-                "beit")
+                "beit", "masked", "inpaint", "colorize")
     return next(f for f in families if name.startswith(f))
 
 
@@ -64,6 +67,9 @@ def run(model, name: str) -> torch.Tensor:
         ids = torch.randint(0, 128, (12,), generator=g)
         labels = torch.cat([ids[1:], torch.tensor([-100])])
         return model(ids, labels, cu_seqlens=torch.tensor([0, 5, 12], dtype=torch.int32))["loss"]
+    if kind == "masked":
+        values, positions = torch.randn(2, 12, 5, generator=g), torch.arange(12.0).expand(2, 12)[..., None]
+        return model(values, positions, generator=g)["loss"]
     if kind == "nnlm":
         return model(torch.randint(0, 128, (2, 12), generator=g))["loss"]
     if kind == "elmo":
@@ -75,7 +81,7 @@ def run(model, name: str) -> torch.Tensor:
     imgs = torch.randn(2, c.in_chans, c.img_size, c.img_size, generator=g)
     if kind == "mae":
         return model(imgs, noise=torch.rand(2, model.num_patches, generator=g))["loss"]
-    if kind == "simmim":
+    if kind in ("simmim", "inpaint", "colorize"):
         return model(imgs, generator=g)["loss"]
     if kind == "dvae":
         return model(imgs)["loss"]
@@ -178,7 +184,8 @@ def saved_bert(directory):
     [
         (lambda c: c.pop("pre_norm"), r"config\.json lacks the BertConfig field pre_norm"),
         (lambda c: c.update(num_layres=c.pop("num_layers")), r"'num_layres' is not a field of BertConfig; did you"),
-        (lambda c: c.update(colour="red"), r"'colour' is not a field of BertConfig nor an extra \(data, mean, std\)"),
+        (lambda c: c.update(colour="red"),
+         r"'colour' is not a field of BertConfig nor an extra \(data, mean, std, modality, tokenizer\)"),
         (lambda c: c.update(num_layers="2"), r"config\.json: num_layers: expected an int >= 1, got '2'"),
         (lambda c: c.update(vocab_size=None), r"config\.json: vocab_size: expected an int >= 1, got None"),
         (lambda c: c.update(num_heads=3), r"config\.json: num_heads: 3 heads split width 128 .*\(16, 32, 64, 96, 128"),
