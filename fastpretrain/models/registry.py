@@ -24,8 +24,9 @@ from fastpretrain.atomic import atomic_path, atomic_write
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 # What config.json may hold beside "model" and the config's fields: a run's additions (the MAE CLI's
-# data source and normalisation). Any other name is refused on writing and on loading (a misspelled field).
-EXTRAS = ("data", "mean", "std")
+# data source and normalisation; the masked CLI's modality and tokenizer settings). Any other name is
+# refused on writing and on loading (a misspelled field).
+EXTRAS = ("data", "mean", "std", "modality", "tokenizer")
 _MODELS: dict[str, tuple[type, dict]] = {}
 
 
