@@ -6,7 +6,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fastpretrain.cli import beit, bert, clip, corpus, cpc, dvae, elmo, gpt, igpt, mae, nnlm, simclr, simmim, word2vec
+from fastpretrain.cli import (
+    beit,
+    bert,
+    clip,
+    corpus,
+    cpc,
+    dvae,
+    elmo,
+    gpt,
+    igpt,
+    mae,
+    masked,
+    nnlm,
+    simclr,
+    simmim,
+    word2vec,
+)
 from fastpretrain.cli.errors import BAD_INPUT, INTERRUPTED, clear_errors, message
 from fastpretrain.cli.flags import FlagError
 
@@ -15,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastpretrain", description="fastpretrain <command> [options]; "
                                      "--help on each")  # fmt: skip
     sub = parser.add_subparsers(title="commands", metavar="<command>", required=True)
-    for command in (word2vec, mae, simmim, dvae, beit, simclr, clip, cpc, bert, gpt, igpt, nnlm, elmo, corpus):
+    for command in (word2vec, mae, simmim, dvae, beit, simclr, clip, cpc, bert, gpt, igpt, nnlm, elmo, masked, corpus):
         command.add_commands(sub)
     return parser
 

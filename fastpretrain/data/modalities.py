@@ -60,6 +60,7 @@ class Modality:
     name: ClassVar[str]
     help: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}
+    data_flag: ClassVar[str] = "--data"  # the flag of its data source: errors naming "data" or "path" name it
 
     def add_flags(self, group: argparse._ArgumentGroup) -> None:
         """Its ``masked train`` flags."""

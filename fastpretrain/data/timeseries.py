@@ -268,6 +268,7 @@ class TimeSeries(Modality):
     name = "timeseries"
     help = "UCR / UEA time series (.ts / .tsv), cut into 1-D patches"
     defaults = {"masking": "random", "encoder": "visible", "position": "sincos"}
+    data_flag = "--series"
 
     def add_flags(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument("--series", default="BasicMotions", metavar="DATA",
