@@ -1,5 +1,5 @@
 """The ``fastpretrain`` command line, one module per command: corpus, word2vec, mae, simmim, dvae, beit, simclr, clip,
-cpc, bert, gpt, nnlm, elmo (the model commands on one skeleton, :mod:`fastpretrain.cli.model_command`)."""
+cpc, bert, electra, gpt, nnlm, elmo (the model commands on one skeleton, :mod:`fastpretrain.cli.model_command`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fastpretrain.cli import (
     corpus,
     cpc,
     dvae,
+    electra,
     elmo,
     gpt,
     igpt,
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastpretrain", description="fastpretrain <command> [options]; "
                                      "--help on each")  # fmt: skip
     sub = parser.add_subparsers(title="commands", metavar="<command>", required=True)
-    for command in (word2vec, mae, simmim, dvae, beit, simclr, clip, cpc, bert, gpt, igpt, nnlm, elmo, masked, corpus):
+    for command in (word2vec, mae, simmim, dvae, beit, simclr, clip, cpc, bert, electra, gpt, igpt, nnlm, elmo, masked, corpus):
         command.add_commands(sub)
     return parser
 

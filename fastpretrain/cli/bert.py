@@ -61,12 +61,15 @@ def _tokenizer_of(files: Path):
     raise FileNotFoundError(f"checkpoint: no tokenizer (tokenizer.json or vocab.txt) beside {str(files)!r}")
 
 
-def _add_eval_flags(p: argparse.ArgumentParser) -> None:
+def _add_eval_flags(p: argparse.ArgumentParser, padded: bool = True) -> None:
     group = p.add_argument_group("evaluation")
     group.add_argument("--eval-examples", type=at_least(4), default=2000,
                        help="held-out examples to evaluate (default 2000)")  # fmt: skip
     group.add_argument("--eval-batch-size", type=at_least(1), default=64, help="examples per batch (default 64)")
-    group.add_argument("--padded", action="store_true", help="padded batches instead of packed ones (for comparison)")
+    if padded:
+        group.add_argument("--padded", action="store_true", help="padded batches instead of packed ones (for comparison)")
+    else:
+        p.set_defaults(padded=False)
 
 
 def _add_cache_flag(group) -> None:
@@ -76,6 +79,7 @@ def _add_cache_flag(group) -> None:
 
 class BertCommand(ModelCommand):
     name, model_class, default_model = "bert", BertForPreTraining, "bert_mini"
+    padded = True  # a --padded flag (ELECTRA runs packed batches only)
     help = "pre-train and evaluate BERT (masked LM + next sentence prediction)"
     train_help = ("pre-train BERT (MLM + NSP) on a corpus; evaluate on held-out documents; export post-norm "
                   "models for Hugging Face")  # fmt: skip
@@ -115,7 +119,7 @@ class BertCommand(ModelCommand):
                            help=f"fraction of tokens selected for MLM (default {d['mlm_probability']})")  # fmt: skip
         group.add_argument("--whole-word", action="store_true", help="whole-word masking")
         _add_cache_flag(group)
-        _add_eval_flags(p)
+        _add_eval_flags(p, self.padded)
 
     def data(self, args: argparse.Namespace, config) -> TrainData:
         from fastpretrain.data import (
@@ -165,16 +169,25 @@ class BertCommand(ModelCommand):
         return (f"{trainer.step} steps; last window: loss {last['loss']:.4f}, mlm {mlm:.4f}, nsp accuracy {nsp:.2%}, "
                 f"{last['items_per_s']:,.0f} tokens/s; ")  # fmt: skip
 
+    def report(self, model, dataset, args: argparse.Namespace, pad_id: int, device) -> dict:
+        """The held-out metrics of train and eval, printed."""
+        return _report(model, dataset, args, pad_id, device)
+
     def after_training(self, args: argparse.Namespace, model, data: TrainData, trainer) -> None:
         from fastpretrain.atomic import atomic_write
-        from fastpretrain.interop.hf import save_hf_bert
 
         out, tokenizer, settings = Path(args.out_dir), data.extras["tokenizer"], data.extras["settings"]
         if args.heldout > 0:
             heldout = _examples(settings, tokenizer, "heldout", args.cache_dir)
-            result = _report(model, heldout, args, data.extras["pad_id"], trainer.device)
+            result = self.report(model, heldout, args, data.extras["pad_id"], trainer.device)
             with atomic_write(out / "eval.json", "w") as f:
                 json.dump(result, f, indent=1)
+        self.export(model, out, tokenizer)
+
+    def export(self, model, out: Path, tokenizer) -> None:
+        """A post-norm model as a Hugging Face BERT directory out/hf."""
+        from fastpretrain.interop.hf import save_hf_bert
+
         if not model.config.pre_norm:
             with torch.no_grad():
                 export = save_hf_bert(model, out / "hf", tokenizer)
@@ -186,7 +199,7 @@ class BertCommand(ModelCommand):
         p.add_argument("--heldout", type=fraction(), default=None, help="default: the run's")
         p.add_argument("--data-seed", type=at_least(0), default=None, help="default: the run's")
         _add_cache_flag(p)
-        _add_eval_flags(p)
+        _add_eval_flags(p, self.padded)
 
     def load(self, checkpoint: Path):
         """Ours (a run, its weights, a checkpoint), else a Hugging Face export; with its tokenizer."""
@@ -204,7 +217,7 @@ class BertCommand(ModelCommand):
             raise ValueError("--corpus: needed here (the model directory does not say which corpus it was trained on)")
         tokenizer = run["tokenizer"]
         dataset = _examples(settings, tokenizer, "heldout", args.cache_dir)
-        _report(model, dataset, args, tokenizer.token_to_id("[PAD]"), device)
+        self.report(model, dataset, args, tokenizer.token_to_id("[PAD]"), device)
 
 
 add_commands = BertCommand().add_commands
