@@ -130,6 +130,21 @@ def masking_workload(b, length, d, dd, ratio, dtype, param_dtype) -> Callable[[]
     return run
 
 
+def points_workload(b, n, m, k, dtype) -> Callable[[], None]:
+    """Point-MAE's grouping (FPS of m centres from n points, their k nearest points) and its Chamfer
+    loss on the groups (every group of k predicted points against its k true points)."""
+
+    def run():
+        p = torch.randn(b, n, 3).to(dtype)
+        ops.farthest_point_sample(p, m)
+        centres = torch.randn(b, m, 3).to(dtype)  # recorded only: the sampled indices stay unwritten
+        ops.knn_points(centres, p, k)
+        pred, true = _leaf(b * m, k, 3, dtype=dtype), _leaf(b * m, k, 3, dtype=dtype)
+        ops.chamfer_distance(pred, true).backward()
+
+    return run
+
+
 def sampled_softmax_workload(n, d, v, s, bias, dtype) -> Callable[[], None]:
     def run():
         hidden, weight = _leaf(n, d, dtype=dtype), _leaf(v, d, dtype=dtype)
@@ -198,6 +213,8 @@ def workloads() -> dict[str, tuple[str, Callable[[], None]]]:
                 "sampled_softmax",
                 sampled_softmax_workload(8192, 512, 100_000, 8192, bias, dtype),
             )
+    out["points Point-MAE B32 N1024 M64 k32 float32"] = ("points", points_workload(32, 1024, 64, 32, torch.float32))
+    out["points FPS B8 N8192 M512 float32"] = ("points", lambda: ops.farthest_point_sample(torch.randn(8, 8192, 3), 512))
     out["attention BERT-base S512 float32"] = ("attention", attention_workload(4, 12, 12, 512, 64, "dense", torch.float32))
     for name, (sg, hs, shared, negative, d) in WORD2VEC.items():
         out[f"word2vec {name}"] = ("word2vec", word2vec_workload(sg, hs, shared, 5, negative, d))

@@ -1,7 +1,7 @@
 """Triton kernels of fastpretrain, installed as ``fastpretrain.kernels``.
 
 One module per kernel family (``attention.py``, ``cross_entropy.py``, ``infonce.py``, ``masking.py``,
-``sampled_softmax.py``, ``word2vec.py``): only ``@triton.jit`` functions and thin launchers taking
+``points.py``, ``sampled_softmax.py``, ``word2vec.py``): only ``@triton.jit`` functions and thin launchers taking
 tensors, which make their inputs contiguous (or pass strides). Autograd, validation and dispatch
 live in ``fastpretrain.ops``. What a kernel and its op must agree on (sizes, bit widths, limits,
 output layouts) is in ``contract.py``, which imports no triton, so the ops load where triton is

@@ -31,3 +31,8 @@ MAX_SORT = 4096  # the longest noise row the masking kernel sorts in one program
 # --- word2vec.py -----------------------------------------------------------------------------------
 
 MAX_EXP = 6.0  # word2vec.c's clamp of the logit
+
+# --- points.py -------------------------------------------------------------------------------------
+
+MAX_FPS_POINTS = 8192  # the largest cloud the FPS kernel holds in registers; the op samples larger ones in torch
+MAX_KNN_K = 64  # the most neighbours the kNN kernel keeps (its sorted tile is at least k wide)

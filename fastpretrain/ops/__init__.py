@@ -32,6 +32,15 @@ from fastpretrain.ops.masking import (
     unshuffle_tokens,
     unshuffle_tokens_reference,
 )
+from fastpretrain.ops.points import (
+    KNN,
+    chamfer_distance,
+    chamfer_distance_reference,
+    farthest_point_sample,
+    farthest_point_sample_reference,
+    knn_points,
+    knn_points_reference,
+)
 from fastpretrain.ops.sampled_softmax import sampled_softmax_loss, sampled_softmax_loss_reference
 from fastpretrain.ops.word2vec import (
     hs_update_reference,
@@ -47,6 +56,10 @@ __all__ = [
     "attention_reference",
     "attention_varlen",
     "attention_varlen_reference",
+    "chamfer_distance",
+    "chamfer_distance_reference",
+    "farthest_point_sample",
+    "farthest_point_sample_reference",
     "Masking",
     "gather_visible",
     "gather_visible_reference",
@@ -54,6 +67,9 @@ __all__ = [
     "infonce_loss",
     "infonce_loss_reference",
     "kernels_on_cpu",
+    "knn_points",
+    "knn_points_reference",
+    "KNN",
     "linear_cross_entropy",
     "linear_cross_entropy_reference",
     "masking_from_noise",
