@@ -5,6 +5,8 @@ frames, point groups) on the shared skeleton; each modality's data, tokenizer an
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from typing import ClassVar
 
 import torch
@@ -15,6 +17,15 @@ from fastpretrain.cli.flags import FlagError
 from fastpretrain.cli.model_command import ModelCommand, TrainData
 from fastpretrain.data.modalities import get_modality, modality_names
 from fastpretrain.models import MaskedGroups
+
+
+@contextlib.contextmanager
+def modality_errors(modality) -> Iterator[None]:
+    """Errors of the modality's code that name one of its arguments name the flag it came from."""
+    with contextlib.ExitStack() as stack:
+        for flag in set(modality.flags.values()):
+            stack.enter_context(renamed(flag, *[a for a, f in modality.flags.items() if f == flag]))
+        yield
 
 
 class MaskedCommand(ModelCommand):
@@ -55,7 +66,7 @@ class MaskedCommand(ModelCommand):
 
     def data(self, args: argparse.Namespace, config) -> TrainData:
         modality = get_modality(args.modality)
-        with renamed(modality.data_flag, "data", "path"):
+        with modality_errors(modality):
             settings = modality.settings(args)
             data = modality.train_data(args, settings)
         sample = data.collate_fn([data.dataset[0]])
@@ -94,7 +105,7 @@ class MaskedCommand(ModelCommand):
         if "modality" not in run or "tokenizer" not in run:
             raise FlagError("argument checkpoint: its config.json has no modality / tokenizer (not a masked train run)")
         modality = get_modality(run["modality"])
-        with renamed(modality.data_flag, "data", "path"):
+        with modality_errors(modality):
             train, test = modality.probe_data(args, run["tokenizer"], run)
         print(f"data         {run['modality']}: probe on {len(train.labels):,} train / {len(test.labels):,} test "
               f"items, {int(train.labels.max()) + 1} classes, mean-pooled group tokens")  # fmt: skip

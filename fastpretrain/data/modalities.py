@@ -30,6 +30,7 @@ import torch
 from fastpretrain.nn.groups import Groups, check_groups
 
 MODALITIES: dict[str, str] = {
+    "audio": "fastpretrain.data.audio:Audio",
     "timeseries": "fastpretrain.data.timeseries:TimeSeries",
 }
 _LOADED: dict[str, Modality] = {}
@@ -60,7 +61,7 @@ class Modality:
     name: ClassVar[str]
     help: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}
-    data_flag: ClassVar[str] = "--data"  # the flag of its data source: errors naming "data" or "path" name it
+    flags: ClassVar[dict] = {"data": "--data", "path": "--data"}  # argument -> flag: errors naming it name the flag
 
     def add_flags(self, group: argparse._ArgumentGroup) -> None:
         """Its ``masked train`` flags."""

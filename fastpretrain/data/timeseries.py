@@ -13,6 +13,7 @@ import argparse
 import importlib.util
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -119,7 +120,7 @@ def read_tsv(path: str | Path, classes: list[str] | None = None) -> TimeSeriesDa
     classes = classes or sorted(set(names), key=lambda c: (float(c), c) if _is_number(c) else (math.inf, c))
     index = {c: i for i, c in enumerate(classes)}
     if set(names) - set(index):
-        raise ValueError(f"path: {path}: class {sorted(set(names) - set(index))[0]!r} is not one of {classes}")
+        raise ValueError(f"path: {path}: class {min(set(names) - set(index))!r} is not one of {classes}")
     return TimeSeriesData(torch.tensor(rows), torch.tensor([index[n] for n in names]), list(classes), path.stem)
 
 
@@ -262,21 +263,28 @@ def channel_stats(series: torch.Tensor) -> tuple[list[float], list[float]]:
     return mean.tolist(), (var.sqrt() + STD_EPS).tolist()
 
 
+def _positive(text: str) -> int:
+    """An argparse type: an int >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
+    return int(text)
+
+
 class TimeSeries(Modality):
     """UCR / UEA classification datasets, 1-D patches, a linear / kNN probe on the classes."""
 
     name = "timeseries"
     help = "UCR / UEA time series (.ts / .tsv), cut into 1-D patches"
-    defaults = {"masking": "random", "encoder": "visible", "position": "sincos"}
-    data_flag = "--series"
+    defaults: ClassVar[dict] = {"masking": "random", "encoder": "visible", "position": "sincos"}
+    flags: ClassVar[dict] = {"data": "--series", "path": "--series", "patch_len": "--patch-len", "stride": "--stride"}
 
     def add_flags(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument("--series", default="BasicMotions", metavar="DATA",
                            help="timeseries: a UCR / UEA dataset an installed package ships (aeon's: BasicMotions, "
                                 "JapaneseVowels_eq, GunPoint, ...), a folder with <Name>_TRAIN.ts / _TEST.ts, or a "
                                 ".ts / .tsv file (default BasicMotions)")  # fmt: skip
-        group.add_argument("--patch-len", type=int, default=8, help="timeseries: steps per patch (default 8)")
-        group.add_argument("--stride", type=int, default=None,
+        group.add_argument("--patch-len", type=_positive, default=8, help="timeseries: steps per patch (default 8)")
+        group.add_argument("--stride", type=_positive, default=None,
                            help="timeseries: steps between patch starts (default: the patch length)")  # fmt: skip
 
     def add_eval_flags(self, group: argparse._ArgumentGroup) -> None:
