@@ -1,5 +1,6 @@
-"""The ``fastpretrain`` command line, one module per command: corpus, word2vec, mae, simmim, dvae, beit, simclr, clip,
-cpc, bert, electra, gpt, nnlm, elmo (the model commands on one skeleton, :mod:`fastpretrain.cli.model_command`)."""
+"""The ``fastpretrain`` command line, one module per command: corpus, word2vec, mae, simmim, dvae, beit, simclr,
+inpaint, colorize, clip, cpc, bert, electra, gpt, nnlm, elmo (the model commands on one skeleton,
+:mod:`fastpretrain.cli.model_command`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastpretrain.cli import (
     beit,
     bert,
     clip,
+    colorize,
     corpus,
     cpc,
     dvae,
@@ -17,6 +19,7 @@ from fastpretrain.cli import (
     elmo,
     gpt,
     igpt,
+    inpaint,
     mae,
     masked,
     nnlm,
@@ -32,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastpretrain", description="fastpretrain <command> [options]; "
                                      "--help on each")  # fmt: skip
     sub = parser.add_subparsers(title="commands", metavar="<command>", required=True)
-    for command in (word2vec, mae, simmim, dvae, beit, simclr, clip, cpc, bert, electra, gpt, igpt, nnlm, elmo, masked, corpus):
+    for command in (word2vec, mae, simmim, dvae, beit, simclr, inpaint, colorize, clip, cpc, bert, electra, gpt, igpt,
+                    nnlm, elmo, masked, corpus):
         command.add_commands(sub)
     return parser
 

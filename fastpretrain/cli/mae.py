@@ -13,6 +13,7 @@ from fastpretrain.cli.images import DATA_HELP, add_image_flags, eval_splits, lim
 from fastpretrain.cli.model_command import ModelCommand, TrainData
 from fastpretrain.models import MAE
 
+POOL_HELP = {"cls": "the cls token", "mean": "the patch mean (a CNN: its feature map's mean)"}
 
 
 class MAECommand(ModelCommand):
@@ -23,6 +24,7 @@ class MAECommand(ModelCommand):
     eval_help = ("linear-probe and kNN accuracy of the encoder's frozen features, next to a randomly initialised "
                  "encoder of the same size and the raw pixels; optionally a reconstruction grid")  # fmt: skip
     reconstructs = True  # eval draws a reconstruction grid (--reconstruction)
+    pools: ClassVar[tuple[str, ...]] = ("cls", "mean")  # eval's --pool choices, the first the default
     recipe: ClassVar[dict] = {"out_dir": "runs/mae", "lr": 1.5e-4, "weight_decay": 0.05, "warmup_steps": 0}
     model_help: ClassVar[dict] = {
         "img_size": "image side in pixels (images are cropped or resized to it)", "patch_size": "patch side in pixels",
@@ -63,8 +65,8 @@ class MAECommand(ModelCommand):
 
     def add_eval_flags(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", default="fashion-mnist", help=DATA_HELP + " (default fashion-mnist)")
-        p.add_argument("--pool", choices=("cls", "mean"), default="cls",
-                       help="features: the cls token or the patch mean (default cls)")  # fmt: skip
+        p.add_argument("--pool", choices=self.pools, default=self.pools[0],
+                       help=f"features: {' or '.join(POOL_HELP[k] for k in self.pools)} (default %(default)s)")  # fmt: skip
         p.add_argument("--max-train", type=at_least(1), default=10000,
                        help="probe on a random N train images (default 10000)")  # fmt: skip
         p.add_argument("--max-test", type=at_least(1), default=None,
@@ -89,6 +91,10 @@ class MAECommand(ModelCommand):
     def probe_layer(self, args: argparse.Namespace, model) -> int | None:
         """The encoder block whose tokens the probes read before the final norm; None: the encoder's output."""
         return None
+
+    def held_out(self, args: argparse.Namespace, model, test, device: torch.device) -> dict:
+        """The model's own held-out metrics on the test images (printed here; kept in --json)."""
+        return {}
 
     def evaluate(self, args: argparse.Namespace, model: MAE, run: dict, device: torch.device) -> None:
         import json
@@ -127,6 +133,7 @@ class MAECommand(ModelCommand):
                                        k=args.k, max_iter=args.probe_iters)  # fmt: skip
             results[name] = scores
             print(f"{name:<14} {scores['linear']:>12.2%} {scores['knn']:>10.2%}")
+        results.update(self.held_out(args, model, test, device))
         if getattr(args, "reconstruction", None):
             images = torch.stack([test[i][0] for i in range(min(args.num_images, len(test)))])
             path = save_reconstruction_grid(model, images, args.reconstruction, mean=mean, std=std, seed=args.seed)

@@ -127,6 +127,12 @@ class IntensityColorizer(Pretrained, nn.Module):
         self.class_weights.copy_(rebalance_weights(counts, c.rebalance))
         return self
 
+    def fit_bins_to(self, dataset, images: int = 2000, *, seed: int = 0) -> IntensityColorizer:
+        """:meth:`fit_bins` on the pixels of the first ``images`` items (image, ...) of ``dataset``."""
+        check_int("images", images, 1)
+        batch = torch.stack([dataset[i][0] for i in range(min(images, len(dataset)))])
+        return self.fit_bins(batch.permute(0, 2, 3, 1).reshape(-1, batch.shape[1]).to(self.bins.device), seed=seed)
+
     def pixel_targets(self, pixels: torch.Tensor) -> torch.Tensor:
         """int64 [N]: each pixel's [N, C] nearest bin."""
         return torch.cdist(pixels.float(), self.bins).argmin(1)

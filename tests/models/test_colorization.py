@@ -12,7 +12,7 @@ from fastpretrain.models.colorization import rebalance_weights
 from fastpretrain.nn.conv import cell_mask_to_pixels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-TINY = dict(img_size=16, widths=(8, 16), num_bins=5)
+TINY = {"img_size": 16, "widths": (8, 16), "num_bins": 5}
 
 
 def fitted(seed: int = 0, **kw) -> tuple[IntensityColorizer, torch.Tensor]:

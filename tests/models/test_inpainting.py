@@ -11,7 +11,7 @@ from fastpretrain.models import ContextEncoder, create_model
 from fastpretrain.nn.conv import cell_mask_to_pixels, erode
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-TINY = dict(img_size=16, widths=(8, 16), disc_widths=(8, 16))
+TINY = {"img_size": 16, "widths": (8, 16), "disc_widths": (8, 16)}
 
 
 def test_region_maskers():
