@@ -20,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-profiles="kernels models models-compiled word2vec quality contrastive gpt gpt-quality patch lm mim tune:<case> selftest"
+profiles="kernels models models-compiled word2vec quality contrastive gpt gpt-quality patch lm mim pretext tune:<case> selftest"
 usage() { echo "usage: bash benchmarks/run_gpu.sh --profile {${profiles// /|}} [--dry-run|--stage] | --list" >&2; exit 2; }
 
 profile="" mode=run
@@ -42,7 +42,7 @@ data_of() {  # the files of ../shared/data a profile reads
     quality) echo "docs9m.txt.xz bert-uncased-vocab.txt fashion-mnist" ;;
     gpt-quality) echo "docs9m.txt.xz fashion-mnist" ;;
     lm) echo "docs9m.txt.xz" ;;
-    mim) echo "fashion-mnist" ;;
+    mim|pretext) echo "fashion-mnist" ;;
     *) echo "" ;;
   esac
 }
@@ -51,7 +51,7 @@ if [ "$mode" = list ]; then
   for p in $profiles; do echo "$p: data [$(data_of "$p")]"; done
   exit 0
 fi
-case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|gpt-quality|patch|lm|mim|tune:?*|selftest) ;; *) usage ;; esac
+case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|gpt-quality|patch|lm|mim|pretext|tune:?*|selftest) ;; *) usage ;; esac
 
 D=".gpu-data"
 export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}" FASTPRETRAIN_DATA="$PWD/$D"
@@ -182,6 +182,10 @@ case "$profile" in
     section bench-simmim 70 python3 benchmarks/bench_mim.py --model simmim --out "$out"
     section tests-attn-bias 60 bash -c "cd tests && python3 -m pytest -m gpu -q -p no:cacheprovider --junitxml='$out/tests_attn_bias.xml' ops/test_attention.py -k bias"
     section quality-mim 110 python3 benchmarks/quality_mim.py --steps 600 --dvae-steps 600 --probe-train 20000 --probe-test 5000 --tag _gpu --out "$out"
+    ;;
+  pretext)
+    # CNN pretext tasks (inpainting L2, L2 + adversarial, colorization-style bins) beside MAE at equal steps, probes.
+    section quality-pretext 330 python3 benchmarks/quality_pretext.py --steps 600 --probe-train 20000 --probe-test 5000 --tag _gpu --out "$out"
     ;;
   tune:*)
     section tune 370 python3 benchmarks/tune_attention.py --cases "${profile#tune:}" --out "$out"
