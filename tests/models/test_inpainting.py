@@ -159,3 +159,19 @@ def test_bad_inputs():
         ContextEncoder(**TINY, adv_weight=-1.0)
     with pytest.raises(ValueError, match="mask: expected one of"):
         ContextEncoder(**TINY, mask="ring")
+
+
+def test_probe_features_are_the_mean_pooled_feature_map():
+    from torch.utils.data import TensorDataset
+
+    from fastpretrain.eval.probe import extract_features
+
+    torch.manual_seed(0)
+    model = ContextEncoder(**TINY)
+    imgs, labels = torch.randn(5, 1, 16, 16), torch.arange(5)
+    x, y = extract_features(model, TensorDataset(imgs, labels), pool="mean", batch_size=2)
+    with torch.no_grad():
+        torch.testing.assert_close(x, model.encoder.forward_features(imgs).mean((2, 3)))
+    assert torch.equal(y, labels) and x.shape == (5, 16)
+    with pytest.raises(ValueError, match="pool: a CNN's feature map has no cls token"):
+        extract_features(model, TensorDataset(imgs, labels), pool="cls")
