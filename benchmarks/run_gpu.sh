@@ -20,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-profiles="kernels models models-compiled word2vec quality contrastive gpt gpt-quality patch lm mim pretext tune:<case> selftest"
+profiles="kernels models models-compiled word2vec quality contrastive gpt gpt-quality patch lm mim pretext electra masked tune:<case> selftest"
 usage() { echo "usage: bash benchmarks/run_gpu.sh --profile {${profiles// /|}} [--dry-run|--stage] | --list" >&2; exit 2; }
 
 profile="" mode=run
@@ -42,6 +42,8 @@ data_of() {  # the files of ../shared/data a profile reads
     quality) echo "docs9m.txt.xz bert-uncased-vocab.txt fashion-mnist" ;;
     gpt-quality) echo "docs9m.txt.xz fashion-mnist" ;;
     lm) echo "docs9m.txt.xz" ;;
+    masked) echo "ucr" ;;  # not in ../shared/data: --stage copies it from the installed aeon wheel
+    electra) echo "docs9m.txt.xz bert-uncased-vocab.txt" ;;
     mim|pretext) echo "fashion-mnist" ;;
     *) echo "" ;;
   esac
@@ -51,7 +53,7 @@ if [ "$mode" = list ]; then
   for p in $profiles; do echo "$p: data [$(data_of "$p")]"; done
   exit 0
 fi
-case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|gpt-quality|patch|lm|mim|pretext|tune:?*|selftest) ;; *) usage ;; esac
+case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|gpt-quality|patch|lm|mim|pretext|electra|masked|tune:?*|selftest) ;; *) usage ;; esac
 
 D=".gpu-data"
 export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}" FASTPRETRAIN_DATA="$PWD/$D"
@@ -104,7 +106,10 @@ build() {
 
 if [ "$mode" = stage ]; then
   rm -rf "$D" && mkdir -p "$D"
-  for f in $(data_of "$profile"); do cp -r "../shared/data/$f" "$D/" || exit 1; done
+  for f in $(data_of "$profile"); do
+    if [ "$f" = ucr ]; then python3 benchmarks/quality_masked.py --stage "$D/ucr" || exit 1; continue; fi
+    cp -r "../shared/data/$f" "$D/" || exit 1
+  done
   size=$(du -sm "$D" | cut -f1)
   echo "staged [$(data_of "$profile")] into $D: ${size} MiB"
   [ "$size" -lt 60 ] || { echo "run_gpu.sh: $D is ${size} MiB, over the 60 MiB a device call can carry" >&2; exit 1; }
@@ -186,6 +191,14 @@ case "$profile" in
   pretext)
     # CNN pretext tasks (inpainting L2, L2 + adversarial, colorization-style bins) beside MAE at equal steps, probes.
     section quality-pretext 330 python3 benchmarks/quality_pretext.py --steps 600 --probe-train 20000 --probe-test 5000 --tag _gpu --out "$out"
+    ;;
+  electra)
+    # ELECTRA vs BERT (MLM) at equal training FLOPs, BERT-mini's encoder (ELECTRA's generator 1/4 wide), [CLS] probes.
+    section quality-electra 340 python3 benchmarks/quality_electra.py --corpus "$D/docs9m.txt.xz" --vocab "$D/bert-uncased-vocab.txt" --size mini --batch-size 128 --bert-tokens 15e6 --lr 5e-4 --attention-dropout 0.1 --label gpu --out "$out"
+    ;;
+  masked)
+    # Masked modeling of time series (UCR / UEA from the staged aeon files): masked_groups_tiny, 3 seeds x 4 datasets, probes.
+    section quality-masked 360 python3 benchmarks/quality_masked.py --data-dir "$D/ucr" --steps 1000 --seeds 0 1 2 --tag _gpu --out "$out"
     ;;
   tune:*)
     section tune 370 python3 benchmarks/tune_attention.py --cases "${profile#tune:}" --out "$out"
