@@ -132,7 +132,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _archive_files() -> dict[str, Path]:
+def shipped_files() -> dict[str, Path]:
     """Name -> TRAIN file of every classification dataset (``@classLabel true``, a TEST split beside
     it) that an installed package of :data:`PACKAGES` ships, found without importing the package."""
     found: dict[str, Path] = {}
@@ -159,7 +159,7 @@ def _classified(path: Path) -> bool:
 
 def shipped_datasets() -> list[str]:
     """The UCR / UEA classification datasets (a TRAIN and a TEST split) the installed packages ship."""
-    return sorted(_archive_files())
+    return sorted(shipped_files())
 
 
 def load_split(data: str, split: str, classes: list[str] | None = None) -> TimeSeriesData:
@@ -174,7 +174,7 @@ def load_split(data: str, split: str, classes: list[str] | None = None) -> TimeS
     if path.is_dir():
         folder, name = path, path.name
     else:
-        shipped = _archive_files()
+        shipped = shipped_files()
         if data not in shipped:
             raise FileNotFoundError(f"data: {data!r} is neither a file, a folder, nor a dataset an installed package "
                                     f"ships ({', '.join(shipped) or f'none installed: {INSTALL_HINT}'})")  # fmt: skip
@@ -319,4 +319,4 @@ class TimeSeries(Modality):
 
 
 __all__ = ["PatchTokenizer", "TimeSeries", "TimeSeriesData", "channel_stats", "load_dataset",
-           "load_split", "read_ts", "read_tsv", "shipped_datasets"]  # fmt: skip
+           "load_split", "read_ts", "read_tsv", "shipped_datasets", "shipped_files"]  # fmt: skip
