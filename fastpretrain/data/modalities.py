@@ -32,6 +32,7 @@ from fastpretrain.nn.groups import Groups, check_groups
 MODALITIES: dict[str, str] = {
     "audio": "fastpretrain.data.audio:Audio",
     "timeseries": "fastpretrain.data.timeseries:TimeSeries",
+    "points": "fastpretrain.data.points:Points",
 }
 _LOADED: dict[str, Modality] = {}
 

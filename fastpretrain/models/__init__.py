@@ -16,6 +16,7 @@ from fastpretrain.models.keyed_vectors import KeyedVectors
 from fastpretrain.models.mae import MAE, MAEConfig
 from fastpretrain.models.masked_groups import MaskedGroups, MaskedGroupsConfig
 from fastpretrain.models.nnlm import NNLM, NNLMConfig
+from fastpretrain.models.point_targets import Chamfer, Geometry  # registers the pointnet embedder and point targets
 from fastpretrain.models.registry import create_model, list_models, model_class, model_config
 from fastpretrain.models.simclr import SimCLR, SimCLRConfig
 from fastpretrain.models.simmim import SimMIM, SimMIMConfig
