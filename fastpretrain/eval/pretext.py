@@ -15,7 +15,7 @@ def pretext_scores(model, data: Dataset, *, device=None, seed: int = 0, batch_si
     bin predictor) of a :class:`~fastpretrain.models.ContextEncoder` or
     :class:`~fastpretrain.models.IntensityColorizer` on the (image, label) items of ``data``, masks
     drawn from ``seed``; in eval mode, put back as it was."""
-    if not hasattr(model, "_masker"):
+    if not hasattr(model, "random_mask"):
         raise TypeError(f"model: expected a ContextEncoder or an IntensityColorizer, got {type(model).__name__}")
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -27,7 +27,7 @@ def pretext_scores(model, data: Dataset, *, device=None, seed: int = 0, batch_si
     try:
         for images, _ in DataLoader(data, batch_size=batch_size):
             images = images.to(device)
-            mask = torch.stack([model._masker(g) for _ in range(len(images))]).to(device)
+            mask = model.random_mask(len(images), g, device)
             out = model(images, mask=mask, return_outputs=True)
             if colorize:
                 t, hidden = out["targets"], out["hidden"]

@@ -112,6 +112,10 @@ class IntensityColorizer(Pretrained, nn.Module):
         self.register_buffer("class_weights", torch.ones(c.num_bins))
         self._masker = c.masker()
 
+    def random_mask(self, batch: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """bool [batch, grid * grid]: hidden regions per image, drawn on the CPU (from ``generator`` if given)."""
+        return torch.stack([self._masker(generator) for _ in range(batch)]).to(device)
+
     @torch.no_grad()
     def fit_bins(self, pixels: torch.Tensor, *, iters: int = 30, seed: int = 0) -> IntensityColorizer:
         """Set the bins to the k-means centres of ``pixels`` [N, C] (normalised like the model's
@@ -163,7 +167,7 @@ class IntensityColorizer(Pretrained, nn.Module):
     def forward(self, imgs: torch.Tensor, labels=None, mask: torch.Tensor | None = None, *,
                 generator: torch.Generator | None = None, return_outputs: bool = False) -> dict[str, torch.Tensor]:  # fmt: skip
         if mask is None:
-            mask = torch.stack([self._masker(generator) for _ in range(imgs.shape[0])]).to(imgs.device)
+            mask = self.random_mask(imgs.shape[0], generator, imgs.device)
         self.check_inputs(imgs, mask)
         hidden = cell_mask_to_pixels(mask, self.config.mask_cell)
         logits = self.decoder(self.bottleneck(self.encoder.forward_features(imgs.masked_fill(hidden, 0.0))))

@@ -53,7 +53,7 @@ def test_rebalance_weights_match_zhang():
 
 def test_loss_is_the_rebalanced_ce_of_hidden_pixels_only():
     model, imgs = fitted()
-    mask = model._masker(torch.Generator().manual_seed(3)).expand(6, -1).clone()
+    mask = model.random_mask(6, torch.Generator().manual_seed(3))
     out = model(imgs, mask=mask, return_outputs=True)
     hidden = cell_mask_to_pixels(mask, 2)[:, 0]
     logits, t = out["logits"], out["targets"]
