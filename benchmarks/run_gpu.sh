@@ -20,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-profiles="kernels models models-compiled word2vec quality contrastive gpt gpt-quality patch lm mim pretext electra masked tune:<case> selftest"
+profiles="kernels models models-compiled word2vec quality contrastive gpt gpt-quality patch lm mim pretext electra masked points tune:<case> selftest"
 usage() { echo "usage: bash benchmarks/run_gpu.sh --profile {${profiles// /|}} [--dry-run|--stage] | --list" >&2; exit 2; }
 
 profile="" mode=run
@@ -53,7 +53,7 @@ if [ "$mode" = list ]; then
   for p in $profiles; do echo "$p: data [$(data_of "$p")]"; done
   exit 0
 fi
-case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|gpt-quality|patch|lm|mim|pretext|electra|masked|tune:?*|selftest) ;; *) usage ;; esac
+case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|gpt-quality|patch|lm|mim|pretext|electra|masked|points|tune:?*|selftest) ;; *) usage ;; esac
 
 D=".gpu-data"
 export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}" FASTPRETRAIN_DATA="$PWD/$D"
@@ -199,6 +199,13 @@ case "$profile" in
   masked)
     # Masked modeling of time series (UCR / UEA from the staged aeon files): masked_groups_tiny, 3 seeds x 4 datasets, probes.
     section quality-masked 360 python3 benchmarks/quality_masked.py --data-dir "$D/ucr" --steps 1000 --seeds 0 1 2 --tag _gpu --out "$out"
+    ;;
+  points)
+    # Point-cloud ops (FPS, kNN, Chamfer) vs the eager references and their kernel tests on the GPU; Point-MAE /
+    # GeoMAE on synthetic clouds (data generated in the script), masked_groups_tiny, 2 targets x 2 seeds, probes.
+    section tests-points 60 bash -c "cd tests && python3 -m pytest -m gpu -q -p no:cacheprovider --junitxml='$out/tests_points.xml' ops/test_points.py"
+    section bench-points 80 python3 benchmarks/bench_points.py --out "$out"
+    section quality-masked-points 220 python3 benchmarks/quality_masked_points.py --steps 2000 --clouds 4096 --probe 2000 --seeds 0 1 --tag _gpu --out "$out"
     ;;
   tune:*)
     section tune 370 python3 benchmarks/tune_attention.py --cases "${profile#tune:}" --out "$out"

@@ -6,8 +6,9 @@
   the L2 Chamfer distance to the true ones (mean over groups and points, both directions).
 - target ``geometry`` (GeoMAE): a linear head predicts each masked group's centroid, surface
   normal and curvature from a local PCA of its points (``group_geometry``). Loss, each term about
-  1 for a constant guess: centroid MSE over the batch's mean squared centroid, 1 - |cos| to the
-  normal (its sign is arbitrary), and MSE of 3 x curvature (in [0, 1]).
+  1 for a zero guess: squared error to the centroid in units of the batch's RMS centroid (so the
+  head predicts O(1) values whatever the group size), 1 - |cos| to the normal (its sign is
+  arbitrary), and MSE of 3 x curvature (in [0, 1]).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ class Geometry(Target):
     def forward(self, hidden: torch.Tensor, rows: dict[str, torch.Tensor]) -> torch.Tensor:
         true = group_geometry(rows["values"].view(-1, self.k, 3))
         out = self.head(hidden).float()
-        scale = true.centroid.pow(2).sum(1).mean().clamp(min=CENTROID_EPS)
-        centroid = (out[:, :3] - true.centroid).pow(2).sum(1).mean() / scale
+        rms = true.centroid.pow(2).sum(1).mean().clamp(min=CENTROID_EPS).sqrt()
+        centroid = (out[:, :3] - true.centroid / rms).pow(2).sum(1).mean()
         normal = 1.0 - F.cosine_similarity(out[:, 3:6], true.normal, dim=1).abs().mean()
         curvature = F.mse_loss(3.0 * out[:, 6], 3.0 * true.curvature)
         return centroid + normal + curvature
