@@ -54,15 +54,17 @@ def nearest(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
 def kmeans_plusplus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """[k, D] seeds (Arthur & Vassilvitskii 2007): the first a uniform pick, each next one a point drawn
-    with probability proportional to its squared distance to the nearest seed so far."""
+    with probability proportional to its squared distance to the nearest seed so far (kept up to date
+    seed by seed, one distance per point each)."""
     centres = x[torch.randint(len(x), (1,), generator=generator, device=x.device)]
+    d2 = (x - centres).square().sum(1)
     for _ in range(1, k):
-        d2 = min_distances(x, centres)[0].square()
         if d2.sum() > 0:
             pick = torch.multinomial(d2 / d2.sum(), 1, generator=generator)
         else:  # every point sits on a seed already
             pick = torch.randint(len(x), (1,), generator=generator, device=x.device)
         centres = torch.cat([centres, x[pick]])
+        d2 = torch.minimum(d2, (x - x[pick]).square().sum(1))  # only the new seed can be nearer
     return centres
 
 
