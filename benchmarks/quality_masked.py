@@ -42,6 +42,9 @@ from fastpretrain.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ("ours", "random init", "raw input")
+# model config fields per --recipes name: Ti-MAE's (the registered defaults), and HuBERT / wav2vec 2.0's span
+# masking on the full encoder (spans of 3 of the ~12 groups: about half of them masked)
+RECIPES = {"mae": {}, "span": {"encoder": "full", "masking": "span", "span_length": 3}}
 
 
 def pretrain(model, dataset, collate, args, seed: int, device) -> dict:
@@ -85,10 +88,10 @@ def timeseries(args, results: Results, device) -> None:
         info = {"modality": "timeseries", "dataset": name, "train": len(train), "test": len(test), "channels": channels,
                 "steps_per_series": steps, "classes": len(train.classes), "patch_len": patch,
                 "groups": tokenizer.num_patches(steps)}  # fmt: skip
-        for seed in args.seeds:
+        for recipe, seed in [(r, s) for r in args.recipes for s in args.seeds]:
             torch.manual_seed(seed)
-            model = create_model(args.model, group_dim=channels * patch).to(device)
-            row = results.attempt({**info, "seed": seed, "stage": "pretrain"},
+            model = create_model(args.model, group_dim=channels * patch, **RECIPES[recipe]).to(device)
+            row = results.attempt({**info, "recipe": recipe, "seed": seed, "stage": "pretrain"},
                                   lambda m=model, s=seed: pretrain(m, train, GroupsCollate(tokenizer), args, s, device))  # fmt: skip
             if "error" in row:
                 continue
@@ -100,10 +103,10 @@ def timeseries(args, results: Results, device) -> None:
                                   seed=seed, device=device)  # fmt: skip
                 return {"scores": rows}
 
-            scored = results.attempt({**info, "seed": seed, "stage": "probe"}, probe)
+            scored = results.attempt({**info, "recipe": recipe, "seed": seed, "stage": "probe"}, probe)
             if "scores" in scored:
                 for features, scores in scored.pop("scores").items():
-                    results.add({**info, "seed": seed, "stage": "row", "features": features, **scores})
+                    results.add({**info, "recipe": recipe, "seed": seed, "stage": "row", "features": features, **scores})
 
 
 SECTIONS = {"timeseries": timeseries}
@@ -125,19 +128,19 @@ def markdown(result: dict) -> str:
         if "error" in r:
             lines.append(f"- {r['modality']} {r['dataset']} {r.get('stage')} (seed {r.get('seed', '-')}) failed: {r['error']}")
         elif r["stage"] == "pretrain":
-            lines.append(f"- {r['modality']} {r['dataset']} seed {r['seed']}: {r['train']} train / {r['test']} test, "
+            lines.append(f"- {r['modality']} {r['dataset']} {r.get('recipe', '')} seed {r['seed']}: {r['train']} train / {r['test']} test, "
                          f"{r['channels']} x {r['steps_per_series']} -> {r['groups']} groups of {r['patch_len']} steps; "
                          f"{r['steps']} steps x {r['batch_size']} ({r['epochs']:.0f} epochs) in {r['seconds']:.0f} s, "
                          f"loss {r['first_loss']:.3f} -> {r['final_loss']:.3f}")  # fmt: skip
     lines += ["", "Test accuracy, mean over seeds (range); linear probe / kNN (k=5) on mean-pooled group tokens.", "",
-              "| modality | dataset | classes | features | linear probe | kNN |", "|---|---|---|---|---|---|"]  # fmt: skip
-    keys = list(dict.fromkeys((r["modality"], r["dataset"]) for r in rows if r["stage"] == "row"))
-    for modality, dataset in keys:
+              "| modality | dataset | classes | recipe | features | linear probe | kNN |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    keys = list(dict.fromkeys((r["modality"], r["dataset"], r.get("recipe", "")) for r in rows if r["stage"] == "row"))
+    for modality, dataset, recipe in keys:
         for features in FEATURES:
-            got = [r for r in rows if r["stage"] == "row" and (r["modality"], r["dataset"], r["features"]) ==
-                   (modality, dataset, features)]  # fmt: skip
+            got = [r for r in rows if r["stage"] == "row" and (r["modality"], r["dataset"], r.get("recipe", ""),
+                   r["features"]) == (modality, dataset, recipe, features)]  # fmt: skip
             if got:
-                lines.append(f"| {modality} | {dataset} | {got[0]['classes']} | {features} | "
+                lines.append(f"| {modality} | {dataset} | {got[0]['classes']} | {recipe} | {features} | "
                              f"{_spread([r['linear'] for r in got])} | {_spread([r['knn'] for r in got])} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -151,6 +154,8 @@ def main() -> None:
     p.add_argument("--stage", default=None, metavar="DIR", help="only copy the --series datasets into DIR, then exit")
     p.add_argument("--patches", type=int, default=12, help="about this many patches per series")
     p.add_argument("--model", default="masked_groups_tiny")
+    p.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=["mae"], help="timeseries: " + "; ".join(
+        f"{k}: {v or 'the registered defaults'}" for k, v in RECIPES.items()))  # fmt: skip
     p.add_argument("--steps", type=int, default=600, help="pre-training steps per run")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -165,7 +170,7 @@ def main() -> None:
         stage(args.series, Path(args.stage))
         return
     if args.smoke:
-        args.steps, args.batch_size, args.seeds, args.series = 2, 8, [0], args.series[:1]
+        args.steps, args.batch_size, args.seeds, args.series, args.recipes = 2, 8, [0], args.series[:1], list(RECIPES)
         args.tag = args.tag or "_smoke"
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -33,8 +33,10 @@ def test_quality_masked_smoke(tmp_path):
     md = (tmp_path / "quality_masked_smoke.md").read_text()
     assert result["complete"] and not any("error" in r for r in result["rows"])
     rows = [r for r in result["rows"] if r["stage"] == "row"]
-    assert [r["features"] for r in rows] == ["ours", "random init", "raw input"]
+    assert [(r["recipe"], r["features"]) for r in rows] == [(recipe, f) for recipe in ("mae", "span")
+                                                             for f in ("ours", "random init", "raw input")]  # fmt: skip
     pretrain = next(r for r in result["rows"] if r["stage"] == "pretrain")
     assert (pretrain["train"], pretrain["test"], pretrain["channels"], pretrain["groups"]) == (40, 40, 6, 13)
     for r in rows:
-        assert 0 <= r["linear"] <= 1 and f"| {r['features']} | {r['linear']:.1%} | {r['knn']:.1%} |" in md
+        assert 0 <= r["linear"] <= 1
+        assert f"| {r['recipe']} | {r['features']} | {r['linear']:.1%} | {r['knn']:.1%} |" in md
