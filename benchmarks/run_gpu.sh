@@ -197,8 +197,9 @@ case "$profile" in
     section quality-electra 340 python3 benchmarks/quality_electra.py --corpus "$D/docs9m.txt.xz" --vocab "$D/bert-uncased-vocab.txt" --size mini --batch-size 128 --bert-tokens 15e6 --lr 5e-4 --attention-dropout 0.1 --label gpu --out "$out"
     ;;
   masked)
-    # Masked modeling of time series (UCR / UEA from the staged aeon files): masked_groups_tiny, 3 seeds x 4 datasets, probes.
-    section quality-masked 360 python3 benchmarks/quality_masked.py --data-dir "$D/ucr" --steps 1000 --seeds 0 1 2 --tag _gpu --out "$out"
+    # Masked modeling of time series (UCR / UEA from the staged aeon files): masked_groups_tiny, Ti-MAE and span recipes,
+    # 3 seeds x 4 datasets, probes (rows saved as they come: a run cut at its budget keeps the finished ones).
+    section quality-masked 360 python3 benchmarks/quality_masked.py --data-dir "$D/ucr" --steps 1000 --seeds 0 1 2 --recipes mae span --tag _gpu --out "$out"
     ;;
   points)
     # Point-cloud ops (FPS, kNN, Chamfer) vs the eager references and their kernel tests on the GPU; Point-MAE /
