@@ -82,7 +82,7 @@ class MaskedGroupsConfig:
     encoder: str = "visible"  # visible (MAE: kept groups only) or full (all groups, mask tokens)
     masking: str = "random"  # random, span or block (data.group_masking)
     mask_ratio: float = 0.75  # random and block
-    mask_prob: float = 0.65  # span: fairseq's mask_prob (about 0.065 L / ... starts: see group_masking)
+    mask_prob: float = 0.65  # span: fairseq's mask_prob (floor(mask_prob * L / span_length + U) starts)
     span_length: int = 10
     block_rows: int = 2  # block: the groups' grid rows
     min_block: int = 4  # block: BEiT's smallest block, in groups
@@ -101,6 +101,9 @@ class MaskedGroupsConfig:
                               ("embedder", tuple(EMBEDDERS))):  # fmt: skip
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name}: expected one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if self.position == "sincos" and self.pos_dim != 1:
+            raise ValueError(f"position: 'sincos' embeds a 1-D group index (pos_dim 1), got pos_dim {self.pos_dim}; "
+                             f"use 'mlp' for P-dim centres")  # fmt: skip
         if self.position == "sincos" and (self.embed_dim % 2 or self.decoder_embed_dim % 2):
             raise ValueError(f"embed_dim: the sin-cos positions need even widths, got {self.embed_dim} and "
                              f"decoder_embed_dim {self.decoder_embed_dim}")  # fmt: skip

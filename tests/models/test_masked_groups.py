@@ -187,6 +187,8 @@ def test_bad_configs_and_inputs_name_the_argument():
         _model(target="pixels")
     with pytest.raises(ValueError, match="position: expected one of sincos, mlp"):
         _model(position="rope")
+    with pytest.raises(ValueError, match="position: 'sincos' embeds a 1-D group index .* got pos_dim 3"):
+        _model(pos_dim=3)
     model = _model()
     values, positions, noise = _batch()
     with pytest.raises(ValueError, match=r"groups: expected values \[B, L, 7\] and positions \[B, L, 1\]"):
