@@ -24,9 +24,6 @@ class FrameSpans(nn.Module):
         self.span = check_int("span", span, 1)
         self.log_mel = log_mel
 
-    def group_size(self, n_mels: int) -> int:
-        return self.span * n_mels
-
     def forward(self, x: torch.Tensor) -> Groups:
         frames = self.log_mel(x) if self.log_mel is not None else x
         if not isinstance(frames, torch.Tensor) or frames.dim() != 3 or not frames.is_floating_point():

@@ -1,7 +1,9 @@
 """Spoken words, synthesised offline by eSpeak NG (:mod:`fastpretrain.data.espeak`): the 20 words of
 Speech Commands' core set (digits zero to nine, yes/no/up/down/left/right/on/off/stop/go), each said
-by English accents x voice variants at random rates and pitches, in fixed-length clips with a little
-background noise, as log-mel frames; labels are the word, for a word-class probe. The test split's
+by English accents x voice variants at random rates, pitches and gains, at a random offset in a
+fixed-length clip over background noise and a quieter second word by another voice (babble, so
+that a clip's average spectrum alone does not give the word away), as log-mel frames; labels are
+the word, for a word-class probe. The test split's
 voice variants are never in the train split, so the probe measures words across unseen "speakers".
 
 Honest limits: eSpeak is a formant synthesiser (clean, robotic speech, no recording conditions), its
