@@ -46,7 +46,7 @@ CASES = {
 }
 SMOKE = {
     "FPS smoke B2 N37 M9": ("fps", 2, 37, 9, 0),
-    "kNN smoke B2 M7 N19 k5": ("knn", 2, 19, 7, 5),
+    "kNN smoke B1 M5 N11 k3": ("knn", 1, 11, 5, 3),
     "Chamfer smoke B2 13 vs 9": ("chamfer", 2, 13, 9, 0),
 }
 CANDIDATES = ("eager", "ours")

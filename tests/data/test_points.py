@@ -43,11 +43,11 @@ def test_shapes_keep_their_geometry():
 
 def test_random_rotations_are_rotations_and_uniform():
     g = torch.Generator().manual_seed(1)
-    rs = torch.stack([random_rotation(g) for _ in range(400)])
-    torch.testing.assert_close(rs @ rs.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(400, 3, 3))
-    assert torch.allclose(torch.det(rs), torch.ones(400, dtype=torch.float64))
+    rs = torch.stack([random_rotation(g) for _ in range(300)])
+    torch.testing.assert_close(rs @ rs.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(300, 3, 3))
+    assert torch.allclose(torch.det(rs), torch.ones(300, dtype=torch.float64))
     ez = rs[:, :, 2]  # images of the z axis: uniform on the sphere, mean ~0, each coordinate's variance ~1/3
-    assert ez.mean(0).abs().max() < 0.12 and (ez.var(0) - 1 / 3).abs().max() < 0.07
+    assert ez.mean(0).abs().max() < 0.15 and (ez.var(0) - 1 / 3).abs().max() < 0.08
 
 
 def test_radial_profile_is_sorted_and_rotation_invariant():
