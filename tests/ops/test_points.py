@@ -124,13 +124,14 @@ def test_cpu_path_matches_float64_reference(reduction):
         torch.testing.assert_close(g.double(), w, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("b, n, m", [(1, 1, 1), (2, 13, 5), (1, 9, 21)])
+@pytest.mark.parametrize("b, n, m, lattice", [(1, 1, 1, False), (2, 13, 5, False), (1, 9, 21, False), (2, 11, 17, True)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_chamfer_kernel_matches_reference(b, n, m, dtype, kernel_path):
+def test_chamfer_kernel_matches_reference(b, n, m, lattice, dtype, kernel_path):
     """Distances bit for bit against the reference in float32 on the same inputs; gradients within
-    the flash-attention bound of the float32 reference's autograd, with unequal point weights."""
+    the flash-attention bound of the float32 reference's autograd, with unequal point weights (on
+    lattice clouds, full of equally near points, a gradient on the wrong one of them shows)."""
     device, context = kernel_path
-    x, y = cloud(b, n, seed=n, device=device), cloud(b, m, seed=m + 1, device=device)
+    x, y = (cloud(b, s, seed=s + i, device=device, lattice=lattice) for i, s in enumerate((n, m)))
     ref32 = loss_and_grads(chamfer_distance_reference, x.to(dtype).float(), y.to(dtype).float(), torch.float32, "none")
     same = loss_and_grads(chamfer_distance_reference, x, y, dtype, "none")
     with context():
