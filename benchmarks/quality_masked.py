@@ -29,13 +29,14 @@ import shutil
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 from harness import Results, run_info
 
 from fastpretrain.data.modalities import GroupsCollate, Labelled, get_modality
-from fastpretrain.data.timeseries import INSTALL_HINT, shipped_files, channel_stats, load_dataset
+from fastpretrain.data.timeseries import INSTALL_HINT, channel_stats, load_dataset, shipped_files
 from fastpretrain.eval.masked import probe_rows
 from fastpretrain.models import create_model
 from fastpretrain.train import TrainConfig, Trainer
@@ -88,26 +89,22 @@ def timeseries(args, results: Results, device) -> None:
         info = {"modality": "timeseries", "dataset": name, "train": len(train), "test": len(test), "channels": channels,
                 "steps_per_series": steps, "classes": len(train.classes), "patch_len": patch,
                 "groups": tokenizer.num_patches(steps)}  # fmt: skip
+        splits = Labelled(train.series, train.labels), Labelled(test.series, test.labels)
+        collate = GroupsCollate(tokenizer)
         for recipe, seed in [(r, s) for r in args.recipes for s in args.seeds]:
             torch.manual_seed(seed)
             model = create_model(args.model, group_dim=channels * patch, **RECIPES[recipe]).to(device)
-            row = results.attempt({**info, "recipe": recipe, "seed": seed, "stage": "pretrain"},
-                                  lambda m=model, s=seed: pretrain(m, train, GroupsCollate(tokenizer), args, s, device))  # fmt: skip
-            if "error" in row:
+            row = {**info, "recipe": recipe, "seed": seed}
+            trained = results.attempt({**row, "stage": "pretrain"}, partial(pretrain, model, train, collate, args, seed,
+                                                                            device))  # fmt: skip
+            if "error" in trained:
                 continue
-
-            def probe(model=model, seed=seed) -> dict:
-                # the random-init baseline is the same architecture at torch.manual_seed(seed), as the run started
-                rows = probe_rows(model, modality, settings, Labelled(train.series, train.labels),
-                                  Labelled(test.series, test.labels), k=5, max_iter=20 if args.smoke else 300,
-                                  seed=seed, device=device)  # fmt: skip
-                return {"scores": rows}
-
-            scored = results.attempt({**info, "recipe": recipe, "seed": seed, "stage": "probe"}, probe)
-            if "scores" in scored:
-                for features, scores in scored.pop("scores").items():
-                    results.add({**info, "recipe": recipe, "seed": seed, "stage": "row", "features": features, **scores})
-
+            # the random-init baseline is the same architecture at torch.manual_seed(seed), as the run started
+            probe = partial(probe_rows, model, modality, settings, *splits, k=5, max_iter=20 if args.smoke else 300,
+                            seed=seed, device=device)  # fmt: skip
+            scored = results.attempt({**row, "stage": "probe"}, lambda probe=probe: {"scores": probe()})
+            for features, scores in scored.pop("scores", {}).items():
+                results.add({**row, "stage": "row", "features": features, **scores})
 
 SECTIONS = {"timeseries": timeseries}
 
