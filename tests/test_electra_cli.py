@@ -35,6 +35,10 @@ def test_electra_train_then_eval(tmp_path, capsys):
     assert f"accuracy {metrics['rtd_accuracy']:.2%} (all-original baseline {metrics['all_original_accuracy']:.2%})" in out
     assert f"accuracy {metrics['probe_accuracy']:.2%}" in out  # the same weights, held-out examples and draws
 
+    assert main(["bert", "eval", str(run / "discriminator"), "--corpus", str(corpus), "--max-len", "32", "--heldout",
+                 "0.2", "--eval-examples", "16", "--cache-dir", cache]) == 0  # fmt: skip
+    assert "probe" in capsys.readouterr().out  # BERT's eval reads the exported discriminator
+
     model = ElectraForPreTraining.from_pretrained(run).eval()
     bert = load_hf_bert(run / "discriminator").eval()
     ids = torch.tensor([2, 40, 41, 3, 42, 3])
