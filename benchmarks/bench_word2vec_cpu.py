@@ -6,6 +6,7 @@ WordSim-353, SimLex-999).
     python benchmarks/bench_word2vec_cpu.py --max-words 5000000 --epochs 1 --workers 1,2   # corpus20m prefix
     python benchmarks/bench_word2vec_cpu.py                  # the setting: corpus20m, 5 epochs, d 200
     python benchmarks/bench_word2vec_cpu.py --smoke          # gensim's Lee corpus, d 16: the script runs
+    python benchmarks/bench_word2vec_cpu.py --engines ours --epochs 1 --workers 16   # where gensim is absent
 
 Parameters are quality_word2vec.py's (d 200, window 5, negative 10, sample 1e-4, min_count 5) with
 gensim's learning rates for both engines (alpha 0.025, min_alpha 1e-4; word2vec.c starts CBOW at
@@ -100,7 +101,8 @@ def cell(row: dict | None, key: str, fmt: str, scale: float = 1.0) -> str:
 
 def markdown(result: dict) -> str:
     c = result["config"]
-    lines = [f"# word2vec on the CPU, ours (C++ Hogwild, {result['isa']}) vs gensim {result['gensim']}, "
+    peer = f"gensim {result['gensim']}" if result["gensim"] else "gensim (not installed here)"
+    lines = [f"# word2vec on the CPU, ours (C++ Hogwild, {result['isa']}) vs {peer}, "
              f"{result['device']}, {result['date']}, commit {result['commit']}",
              f"`{result['command']}`: {result['corpus']} ({c['max_words'] or 'all'} words), d {c['vector_size']}, "
              f"window {c['window']}, negative {c['negative']}, sample {c['sample']}, min_count {c['min_count']}, "
@@ -133,15 +135,23 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
     p.add_argument("--negative", type=int, default=10)
     p.add_argument("--workers", default="1,2", help="comma-separated worker counts, each run by both engines")
+    p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ",".join(ENGINES)
+                   + " (ours alone where gensim is not installed, e.g. the GPU machine)")
     p.add_argument("--tag", default="", help="suffix of the result files")
     p.add_argument("--smoke", action="store_true", help="d 16, 1 epoch, 1 worker, on gensim's Lee corpus by default")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = p.parse_args()
+    engines = args.engines.split(",")
+    if unknown := sorted(set(engines) - set(ENGINES)):
+        p.error(f"--engines: unknown {unknown}; choose from {list(ENGINES)}")
     try:
         from gensim import __version__ as gensim_version
         from gensim.test.utils import datapath
     except ImportError:
-        sys.exit("bench_word2vec_cpu: needs gensim (pip install 'fastpretrain[data]'); skipped")
+        if "gensim" in engines or args.smoke and not args.corpus:
+            sys.exit("bench_word2vec_cpu: needs gensim (pip install 'fastpretrain[data]') or --engines ours "
+                     "with --corpus for --smoke; skipped")
+        gensim_version = None
     if args.smoke:
         args.corpus = args.corpus or datapath("lee_background.cor")
         args.max_words, args.vector_size, args.epochs, args.workers = None, 16, 1, "1"
@@ -162,7 +172,7 @@ def main() -> None:
             "gensim": gensim_version, "isa": isas()[-1], "corpus": str(source), "workers": workers,
             "config": {**config, "max_words": args.max_words, "eval_dir": str(evals)}}  # fmt: skip
     results = Results(args.out, f"word2vec_cpu{args.tag}", meta, markdown)
-    for name, w, engine in itertools.product(methods, workers, ENGINES):
+    for name, w, engine in itertools.product(methods, workers, [e for e in ENGINES if e in engines]):
         run = gensim_run if engine == "gensim" else ours_run
         timed = lambda run=run, name=name, w=w: measure(run, path, {**config, **METHODS[name]}, w, evals)
         print(results.attempt({"method": name, "engine": engine, "workers": w}, timed), file=sys.stderr, flush=True)

@@ -20,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-profiles="kernels models models-compiled word2vec quality contrastive gpt gpt-quality patch lm mim pretext electra masked points tune:<case> selftest"
+profiles="kernels models models-compiled word2vec word2vec-cpu quality contrastive gpt gpt-quality patch lm mim pretext electra masked points tune:<case> selftest"
 usage() { echo "usage: bash benchmarks/run_gpu.sh --profile {${profiles// /|}} [--dry-run|--stage] | --list" >&2; exit 2; }
 
 profile="" mode=run
@@ -38,7 +38,7 @@ done
 data_of() {  # the files of ../shared/data a profile reads
   case "$1" in
     models|models-compiled) echo "docs9m.txt.xz bert-uncased-vocab.txt" ;;
-    word2vec) echo "corpus20m.txt.xz eval" ;;
+    word2vec|word2vec-cpu) echo "corpus20m.txt.xz eval" ;;
     quality) echo "docs9m.txt.xz bert-uncased-vocab.txt fashion-mnist" ;;
     gpt-quality) echo "docs9m.txt.xz fashion-mnist" ;;
     lm) echo "docs9m.txt.xz" ;;
@@ -53,7 +53,7 @@ if [ "$mode" = list ]; then
   for p in $profiles; do echo "$p: data [$(data_of "$p")]"; done
   exit 0
 fi
-case "$profile" in kernels|models|models-compiled|word2vec|quality|contrastive|gpt|gpt-quality|patch|lm|mim|pretext|electra|masked|points|tune:?*|selftest) ;; *) usage ;; esac
+case "$profile" in kernels|models|models-compiled|word2vec|word2vec-cpu|quality|contrastive|gpt|gpt-quality|patch|lm|mim|pretext|electra|masked|points|tune:?*|selftest) ;; *) usage ;; esac
 
 D=".gpu-data"
 export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}" FASTPRETRAIN_DATA="$PWD/$D"
@@ -146,6 +146,10 @@ case "$profile" in
     section bench-word2vec 120 python3 benchmarks/bench_word2vec.py --corpus "$D/corpus20m.txt.xz" --questions "$D/eval/questions-words.txt" --out "$out"
     section sampled-softmax 30 python3 benchmarks/bench_sampled_softmax.py --out "$out"
     section quality-word2vec 220 python3 benchmarks/quality_word2vec.py --engine ours --corpus "$D/corpus20m.txt.xz" --eval-dir "$D/eval" --methods sg-ns,cbow-ns,sg-hs --out "$out"
+    ;;
+  word2vec-cpu)
+    # The C++ Hogwild loop on the box's 16 cores (gensim is not installed there: ours alone, beside the 2-core same-run table).
+    section word2vec-cpu-16 150 python3 benchmarks/bench_word2vec_cpu.py --engines ours --epochs 1 --workers 16,8 --corpus "$D/corpus20m.txt.xz" --eval-dir "$D/eval" --tag _16cores --out "$out"
     ;;
   quality)
     section quality-bert 190 python3 benchmarks/quality_bert.py --corpus "$D/docs9m.txt.xz" --vocab "$D/bert-uncased-vocab.txt" --size mini --max-len 128 --batch-size 128 --tokens 20e6 --out "$out"

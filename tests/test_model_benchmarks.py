@@ -181,6 +181,19 @@ def test_bench_word2vec_cpu_rows(tmp_path):
                f"{ours['words_per_s'] / gensim['words_per_s']:.2f}x |" in md
 
 
+def test_bench_word2vec_cpu_ours_alone(tmp_path):
+    """--engines ours (the GPU machine has no gensim): only our rows, measured and scored, and the
+    table leaves gensim's cells and the ratio blank rather than making them up."""
+    text, evals = zipf_text(tmp_path / "text.txt"), eval_files(tmp_path / "eval")
+    result, md = run_script("bench_word2vec_cpu.py", "word2vec_cpu", tmp_path, "--smoke", "--corpus", str(text),
+                            "--eval-dir", str(evals), "--engines", "ours", "--methods", "CBOW HS")  # fmt: skip
+    rows = keyed(result["rows"], "method", "engine", "workers")
+    assert list(rows) == ["CBOW HS ours 1"]
+    ours = rows["CBOW HS ours 1"]
+    assert ours["words"] == in_vocab_words(text) and 0 <= ours["analogies"] <= 1
+    assert f"| CBOW HS | 1 |  | {ours['words_per_s'] / 1e6:.3f} |  |" in md
+
+
 def test_bench_corpus_rows(tmp_path):
     """Every engine x mode x negative row; C++ and NumPy draw the same number of pairs per word; with
     the NumPy rows failing, the C++ rows are still measured and no summary is made up."""
