@@ -220,6 +220,17 @@ def write_result(out_dir: str | os.PathLike, stem: str, result: dict, table: str
         f.write(table if table.endswith("\n") else table + "\n")
 
 
+def probe_table(rows: list[dict], column: str = "pool") -> list[str]:
+    """The markdown table of a quality script's probe rows (``stage == "probe"``): features, their
+    ``column`` (pool or layer), linear-probe and kNN accuracy, or the row's error."""
+    lines = [f"| features | {column} | linear probe | kNN (k=20) |", "|---|---|---|---|"]
+    for r in rows:
+        if r["stage"] == "probe":
+            scores = f"error: {r['error']} | |" if "error" in r else f"{r['linear']:.2%} | {r['knn']:.2%} |"
+            lines.append(f"| {r['features']} | {r[column]} | {scores}")
+    return lines
+
+
 class Results:
     """One benchmark's result, rewritten (JSON and markdown, atomically) after every row.
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from harness import Results, run_info
+from harness import Results, probe_table, run_info
 from torch.utils.data import DataLoader, Subset
 
 from fastpretrain.data.image_transforms import RandomResizedCropFlip, Resize
@@ -83,12 +83,7 @@ def markdown(result: dict) -> str:
              f"{result['device']}, torch {result['versions']['torch']}, {result['date']}, commit {result['commit']}; "
              f"`{result['command']}`" + ("" if result["complete"] else "; INCOMPLETE (run stopped early)"), "",
              f"{pretrained} Probes: {probe['train_images']} train / {probe['test_images']} held-out test images "
-             "(test split).", "", "| features | pool | linear probe | kNN (k=20) |", "|---|---|---|---|"]  # fmt: skip
-    for r in result["rows"]:
-        if r["stage"] != "probe":
-            continue
-        scores = f"error: {r['error']} | |" if "error" in r else f"{r['linear']:.2%} | {r['knn']:.2%} |"
-        lines.append(f"| {r['features']} | {r['pool']} | {scores}")
+             "(test split).", "", *probe_table(result["rows"])]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from harness import Results, run_info
+from harness import Results, probe_table, run_info
 from torch.utils.data import Subset
 
 from fastpretrain.data.image_masking import MaskedImages
@@ -72,11 +72,7 @@ def markdown(result: dict) -> str:
                          f"reconstruction MSE {r['recon_mse']:.3f} (normalised pixels; the mean image gets 1.0)")  # fmt: skip
     probe = result["probe"]
     head = f"Probes: {probe['train_images']} train / {probe['test_images']} held-out test images, patch-mean features."
-    lines += ["", head, "", "| features | layer | linear probe | kNN (k=20) |", "|---|---|---|---|"]
-    for r in result["rows"]:
-        if r["stage"] == "probe":
-            scores = f"error: {r['error']} | |" if "error" in r else f"{r['linear']:.2%} | {r['knn']:.2%} |"
-            lines.append(f"| {r['features']} | {r['layer']} | {scores}")
+    lines += ["", head, "", *probe_table(result["rows"], "layer")]
     return "\n".join(lines) + "\n"
 
 

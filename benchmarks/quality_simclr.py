@@ -23,7 +23,7 @@ import functools
 from pathlib import Path
 
 import torch
-from harness import Results, run_info
+from harness import Results, probe_table, run_info
 from quality_mae import features, pretrain
 from torch.utils.data import Subset
 
@@ -51,11 +51,7 @@ def markdown(result: dict) -> str:
                          f"lr {r['lr']}, in {r['seconds']:.0f} s, loss {r['first_loss']:.3f} -> {r['final_loss']:.3f}")  # fmt: skip
     probe = result["probe"]
     lines += ["", f"Probes: {probe['train_images']} train / {probe['test_images']} held-out test images (test split).",
-              "", "| features | pool | linear probe | kNN (k=20) |", "|---|---|---|---|"]  # fmt: skip
-    for r in result["rows"]:
-        if r["stage"] == "probe":
-            scores = f"error: {r['error']} | |" if "error" in r else f"{r['linear']:.2%} | {r['knn']:.2%} |"
-            lines.append(f"| {r['features']} | {r['pool']} | {scores}")
+              "", *probe_table(result["rows"])]
     return "\n".join(lines) + "\n"
 
 
