@@ -5,6 +5,7 @@ model at random init and the raw log-mel statistics?
     python benchmarks/quality_masked_audio.py --threads 2 --tag _cpu        # the CPU-budget run
     python benchmarks/quality_masked_audio.py --steps 3000 --seeds 0 1 2    # GPU when present
     python benchmarks/quality_masked_audio.py --smoke                       # seconds: every stage
+    python benchmarks/quality_masked_audio.py --stage .gpu-data/spoken-words  # the sets, for a machine without eSpeak
 
 Data: :mod:`fastpretrain.data.spoken_words` (20 words synthesised by eSpeak NG, 6 accents x 8 train
 voice variants, ``--takes`` renditions each: 1,920 train clips; 4 other variants: 960 test clips),
@@ -22,6 +23,7 @@ benchmarks/results/quality_masked_audio<tag>.json and .md, rewritten after every
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -144,7 +146,16 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="a few steps on a 60-clip set: every stage runs")
     p.add_argument("--tag", default="", help="suffix of the result files, e.g. _cpu")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--stage", default=None, metavar="DIR",
+                   help="only synthesise the train / test sets into the cache folder DIR (for a machine without "
+                        "eSpeak: run there with FASTPRETRAIN_CACHE=DIR), then exit")  # fmt: skip
     args = p.parse_args()
+    if args.stage:
+        os.environ["FASTPRETRAIN_CACHE"] = args.stage
+        for split in ("train", "test"):
+            print(f"staged {len(SpokenWords(split, SpokenWordsConfig(takes=args.takes), LogMelConfig(n_mels=args.mels)))} "
+                  f"{split} clips into {args.stage}")  # fmt: skip
+        return
     if args.smoke:  # one accent, two train voices and one test voice: 40 + 20 clips
         spoken_words.ACCENTS, spoken_words.VARIANTS = ("en-us",), {"train": ("m1", "f1"), "test": ("m5",)}
         args.steps, args.batch_size, args.seeds, args.takes, args.clusters = 2, 8, [0], 1, 8

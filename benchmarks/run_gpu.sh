@@ -20,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-profiles="kernels models models-compiled word2vec word2vec-cpu quality contrastive gpt gpt-quality patch lm mim pretext electra masked points tune:<case> selftest"
+profiles="kernels models models-compiled word2vec word2vec-cpu quality contrastive gpt gpt-quality patch lm mim pretext electra masked points audio tune:<case> selftest"
 usage() { echo "usage: bash benchmarks/run_gpu.sh --profile {${profiles// /|}} [--dry-run|--stage] | --list" >&2; exit 2; }
 
 profile="" mode=run
@@ -43,6 +43,7 @@ data_of() {  # the files of ../shared/data a profile reads
     gpt-quality) echo "docs9m.txt.xz fashion-mnist" ;;
     lm) echo "docs9m.txt.xz" ;;
     masked) echo "ucr" ;;  # not in ../shared/data: --stage copies it from the installed aeon wheel
+    audio) echo "spoken-words" ;;  # not in ../shared/data: --stage synthesises it with the espeakng-loader wheel
     electra) echo "docs9m.txt.xz bert-uncased-vocab.txt" ;;
     mim|pretext) echo "fashion-mnist" ;;
     *) echo "" ;;
@@ -53,7 +54,7 @@ if [ "$mode" = list ]; then
   for p in $profiles; do echo "$p: data [$(data_of "$p")]"; done
   exit 0
 fi
-case "$profile" in kernels|models|models-compiled|word2vec|word2vec-cpu|quality|contrastive|gpt|gpt-quality|patch|lm|mim|pretext|electra|masked|points|tune:?*|selftest) ;; *) usage ;; esac
+case "$profile" in kernels|models|models-compiled|word2vec|word2vec-cpu|quality|contrastive|gpt|gpt-quality|patch|lm|mim|pretext|electra|masked|points|audio|tune:?*|selftest) ;; *) usage ;; esac
 
 D=".gpu-data"
 export PYTHONUNBUFFERED=1 FASTPRETRAIN_CACHE="${FASTPRETRAIN_CACHE:-/tmp/fastpretrain-cache}" FASTPRETRAIN_DATA="$PWD/$D"
@@ -108,6 +109,7 @@ if [ "$mode" = stage ]; then
   rm -rf "$D" && mkdir -p "$D"
   for f in $(data_of "$profile"); do
     if [ "$f" = ucr ]; then python3 benchmarks/quality_masked.py --stage "$D/ucr" || exit 1; continue; fi
+    if [ "$f" = spoken-words ]; then python3 benchmarks/quality_masked_audio.py --stage "$D/spoken-words" || exit 1; continue; fi
     cp -r "../shared/data/$f" "$D/" || exit 1
   done
   size=$(du -sm "$D" | cut -f1)
@@ -211,6 +213,11 @@ case "$profile" in
     section tests-points 60 bash -c "cd tests && python3 -m pytest -m gpu -q -p no:cacheprovider --junitxml='$out/tests_points.xml' ops/test_points.py"
     section bench-points 80 python3 benchmarks/bench_points.py --out "$out"
     section quality-masked-points 220 python3 benchmarks/quality_masked_points.py --steps 2000 --clouds 4096 --probe 2000 --seeds 0 1 --tag _gpu --out "$out"
+    ;;
+  audio)
+    # Masked modeling of speech frames on the staged spoken-words cache (eSpeak is not installed there): masked_groups_tiny,
+    # HuBERT k-means and raw-value targets, 2 seeds x 3000 steps, word probes on unseen voices (rows saved as they come).
+    section quality-masked-audio 300 env FASTPRETRAIN_CACHE="$D/spoken-words" python3 benchmarks/quality_masked_audio.py --steps 3000 --seeds 0 1 --tag _gpu --out "$out"
     ;;
   tune:*)
     section tune 370 python3 benchmarks/tune_attention.py --cases "${profile#tune:}" --out "$out"

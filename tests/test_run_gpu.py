@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks/run_gpu.sh"
 PROFILES = ["kernels", "models", "models-compiled", "word2vec", "word2vec-cpu", "quality", "contrastive", "gpt", "gpt-quality", "patch", "lm",
-            "mim", "masked", "points", "pretext", "electra", "tune:BERT S512"]  # fmt: skip
+            "mim", "masked", "points", "audio", "pretext", "electra", "tune:BERT S512"]  # fmt: skip
 
 
 def run(*args, env=None, out=None):
