@@ -117,8 +117,8 @@ def markdown(result: dict) -> str:
                          f"values; {r['steps']} steps x {r['batch_size']} ({r['epochs']:.0f} epochs) in {r['seconds']:.0f} s, "
                          f"loss {r['first_loss']:.3f} -> {r['final_loss']:.3f}; set built in {r['data_seconds']} s, "
                          f"k-means (k {s['clusters']}) in {r['kmeans_seconds']} s")  # fmt: skip
-    lines += ["", "Word accuracy on unseen voices (20 classes, chance 5%), mean over seeds (range); linear probe / "
-              "kNN (k=20) on mean-pooled group tokens.", "",
+    lines += ["", ("Word accuracy on unseen voices (20 classes, chance 5%), mean over seeds (range); linear probe / "
+                   "kNN (k=20) on mean-pooled group tokens."), "",
               "| target | features | linear probe | kNN |", "|---|---|---|---|"]  # fmt: skip
     for target in dict.fromkeys(r["target"] for r in rows if r.get("stage") == "row"):
         for features in FEATURES:

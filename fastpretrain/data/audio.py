@@ -8,6 +8,7 @@ on the train split) as the target. The probe: word classes on voices never seen 
 from __future__ import annotations
 
 import argparse
+from typing import ClassVar
 
 import torch
 
@@ -57,9 +58,10 @@ class Audio(Modality):
 
     name = "audio"
     help = "spoken words synthesised by eSpeak NG, log-mel frame spans"
-    defaults = {"encoder": "full", "masking": "span", "target": "clusters", "position": "sincos",
-                "num_clusters": NUM_CLUSTERS}  # fmt: skip
-    flags = {"takes": "--audio-takes", "span": "--audio-span", "n_mels": "--audio-mels", "seed": "--audio-seed"}
+    defaults: ClassVar[dict] = {"encoder": "full", "masking": "span", "target": "clusters", "position": "sincos",
+                                "num_clusters": NUM_CLUSTERS}  # fmt: skip
+    flags: ClassVar[dict] = {"takes": "--audio-takes", "span": "--audio-span", "n_mels": "--audio-mels",
+                             "seed": "--audio-seed"}  # fmt: skip
 
     def add_flags(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument("--audio-takes", type=int, default=2,
@@ -71,11 +73,13 @@ class Audio(Modality):
         group.add_argument("--audio-seed", type=int, default=0, help="audio: seed of the synthesised set (default 0)")
 
     def _config(self, settings: dict) -> tuple[SpokenWordsConfig, LogMelConfig]:
-        return SpokenWordsConfig(takes=settings["takes"], seed=settings["seed"]), LogMelConfig(n_mels=settings["n_mels"])
+        words = SpokenWordsConfig(takes=settings["takes"], seed=settings["seed"])
+        return words, LogMelConfig(n_mels=settings["n_mels"])
 
     def settings(self, args: argparse.Namespace) -> dict:
         FrameSpans(args.audio_span)  # checks the flags before the set is built
-        settings = {"takes": args.audio_takes, "seed": args.audio_seed, "n_mels": args.audio_mels, "span": args.audio_span}
+        settings = {"takes": args.audio_takes, "seed": args.audio_seed, "n_mels": args.audio_mels,
+                    "span": args.audio_span}  # fmt: skip
         frames = SpokenWords("train", *self._config(settings)).frames
         flat = frames.reshape(-1, frames.shape[-1]).double()
         settings["mean"] = flat.mean(0).tolist()
@@ -92,8 +96,8 @@ class Audio(Modality):
         values = tokenizer(train.frames).values
         targets = ClusterTargets.fit(values, k, seed=args.audio_seed)
         n, t, m = train.frames.shape
-        lines = (f"data         spoken words (eSpeak NG): {n:,} clips of {t} frames x {m} mels, {len(WORDS)} words, "
-                 f"{len(set(train.voices))} voices; {values.shape[1]} groups of {settings['span']} frames",
+        lines = ((f"data         spoken words (eSpeak NG): {n:,} clips of {t} frames x {m} mels, {len(WORDS)} words, "
+                  f"{len(set(train.voices))} voices; {values.shape[1]} groups of {settings['span']} frames"),
                  f"targets      k-means of the {values.shape[0] * values.shape[1]:,} train spans, k {k}")  # fmt: skip
         return ModalityData(train, ClusterCollate(tokenizer, targets), settings["span"] * m, 1, lines,
                             {"data": "spoken_words"})  # fmt: skip

@@ -91,21 +91,25 @@ class LogMel(nn.Module):
     def __init__(self, config: LogMelConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or LogMelConfig()
-        self.register_buffer("window", torch.hann_window(c.win_length or c.n_fft, periodic=True, dtype=torch.float64), persistent=False)
+        window = torch.hann_window(c.win_length or c.n_fft, periodic=True, dtype=torch.float64)
+        self.register_buffer("window", window, persistent=False)
         self.register_buffer("fbank", c.filterbank(), persistent=False)
 
     def power(self, waveform: torch.Tensor) -> torch.Tensor:
         """float [..., T, n_fft // 2 + 1]: |STFT|^2 frames of ``waveform``."""
         c = self.config
         if not isinstance(waveform, torch.Tensor) or not waveform.is_floating_point() or waveform.dim() < 1:
-            got = f"{waveform.dtype} {tuple(waveform.shape)}" if isinstance(waveform, torch.Tensor) else type(waveform).__name__
+            is_tensor = isinstance(waveform, torch.Tensor)
+            got = f"{waveform.dtype} {tuple(waveform.shape)}" if is_tensor else type(waveform).__name__
             raise ValueError(f"waveform: expected a float [..., N] tensor, got {got}")
         need = c.n_fft // 2 + 1 if c.center else c.n_fft
         if waveform.shape[-1] < need:
-            raise ValueError(f"waveform: expected at least {need} samples for n_fft {c.n_fft}, got {waveform.shape[-1]}")
+            raise ValueError(f"waveform: expected at least {need} samples for n_fft {c.n_fft}, "
+                             f"got {waveform.shape[-1]}")  # fmt: skip
         lead = waveform.shape[:-1]
         spec = torch.stft(waveform.reshape(-1, waveform.shape[-1]), c.n_fft, c.hop_length, c.win_length,
-                          self.window.to(waveform.dtype), center=c.center, pad_mode="reflect", return_complex=True)  # fmt: skip
+                          self.window.to(waveform.dtype), center=c.center, pad_mode="reflect",
+                          return_complex=True)  # fmt: skip
         power = spec.real.square() + spec.imag.square()
         return power.transpose(1, 2).reshape(*lead, power.shape[2], power.shape[1])
 

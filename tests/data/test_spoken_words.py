@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastpretrain.data import espeak, spoken_words
+from fastpretrain.data import spoken_words
 from fastpretrain.data.espeak import SAMPLE_RATE, espeak_available, synthesize
 from fastpretrain.data.log_mel import LogMelConfig
 from fastpretrain.data.spoken_words import WORDS, SpokenWords, SpokenWordsConfig
