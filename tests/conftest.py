@@ -6,6 +6,7 @@ collection time, before any test module imports fastpretrain.kernels.
 
 import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -15,6 +16,11 @@ import torch
 assert "triton" not in sys.modules, "triton was imported before conftest could set TRITON_INTERPRET"
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# A shell without job control starts `pytest &` with SIGINT ignored, and every child inherits that; the
+# Ctrl-C tests (in process and in subprocesses) need Python's default, so restore it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # ../shared/data beside the checkout; FASTPRETRAIN_DATA points elsewhere (e.g. on the GPU box).
 SHARED_DATA = Path(os.environ.get("FASTPRETRAIN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
