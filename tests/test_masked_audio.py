@@ -44,6 +44,24 @@ def test_tokenizer_standardises_and_collate_adds_cluster_ids():
         tokenizer(torch.randn(2, 9, 5))
 
 
+def test_values_target_fits_no_clusters(small_set, monkeypatch):
+    """Only the clusters target reads k-means ids: with --target values nothing is fitted and the
+    batches carry values and positions alone."""
+    import argparse
+
+    from fastpretrain.data.audio import Audio
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("k-means fitted for the values target")
+
+    monkeypatch.setattr(ClusterTargets, "fit", refuse)
+    modality = Audio()
+    args = argparse.Namespace(audio_takes=1, audio_seed=0, audio_mels=24, audio_span=2, target="values")
+    data = modality.train_data(args, modality.settings(args))
+    batch = data.collate_fn([data.dataset[0], data.dataset[1]])
+    assert sorted(batch) == ["positions", "values"] and not any("k-means" in line for line in data.lines)
+
+
 def test_masked_cluster_prediction_beats_the_prior(small_set):
     torch.manual_seed(0)
     train = spoken_words.SpokenWords("train", spoken_words.SpokenWordsConfig(takes=1, clip_seconds=0.7),

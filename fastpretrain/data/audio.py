@@ -43,14 +43,17 @@ class AudioTokenizer:
 
 class ClusterCollate:
     """Items ``(frames, word)`` -> ``{"values", "positions", "clusters"}``: the frames stacked and
-    tokenized, each group's k-means id beside it."""
+    tokenized, each group's k-means id beside it (no ``"clusters"`` without ``targets``: the values target)."""
 
-    def __init__(self, tokenizer: AudioTokenizer, targets: ClusterTargets) -> None:
+    def __init__(self, tokenizer: AudioTokenizer, targets: ClusterTargets | None) -> None:
         self.tokenizer, self.targets = tokenizer, targets
 
     def __call__(self, items) -> dict:
         values, positions = self.tokenizer(torch.stack([torch.as_tensor(item[0]) for item in items]))
-        return {"values": values, "positions": positions, "clusters": self.targets(values)}
+        batch = {"values": values, "positions": positions}
+        if self.targets is not None:
+            batch["clusters"] = self.targets(values)
+        return batch
 
 
 class Audio(Modality):
@@ -92,14 +95,16 @@ class Audio(Modality):
     def train_data(self, args: argparse.Namespace, settings: dict) -> ModalityData:
         train = SpokenWords("train", *self._config(settings))
         tokenizer = self.tokenizer(settings)
-        k = getattr(args, "num_clusters", None) or NUM_CLUSTERS
         values = tokenizer(train.frames).values
-        targets = ClusterTargets.fit(values, k, seed=args.audio_seed)
         n, t, m = train.frames.shape
-        lines = ((f"data         spoken words (eSpeak NG): {n:,} clips of {t} frames x {m} mels, {len(WORDS)} words, "
-                  f"{len(set(train.voices))} voices; {values.shape[1]} groups of {settings['span']} frames"),
-                 f"targets      k-means of the {values.shape[0] * values.shape[1]:,} train spans, k {k}")  # fmt: skip
-        return ModalityData(train, ClusterCollate(tokenizer, targets), settings["span"] * m, 1, lines,
+        lines = [f"data         spoken words (eSpeak NG): {n:,} clips of {t} frames x {m} mels, {len(WORDS)} words, "
+                 f"{len(set(train.voices))} voices; {values.shape[1]} groups of {settings['span']} frames"]  # fmt: skip
+        targets = None
+        if (getattr(args, "target", None) or self.defaults["target"]) == "clusters":  # only that target reads ids
+            k = getattr(args, "num_clusters", None) or NUM_CLUSTERS
+            targets = ClusterTargets.fit(values, k, seed=args.audio_seed)
+            lines.append(f"targets      k-means of the {values.shape[0] * values.shape[1]:,} train spans, k {k}")
+        return ModalityData(train, ClusterCollate(tokenizer, targets), settings["span"] * m, 1, tuple(lines),
                             {"data": "spoken_words"})  # fmt: skip
 
     def probe_data(self, args: argparse.Namespace, settings: dict, run: dict) -> tuple[Labelled, Labelled]:
