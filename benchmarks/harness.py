@@ -220,6 +220,14 @@ def write_result(out_dir: str | os.PathLike, stem: str, result: dict, table: str
         f.write(table if table.endswith("\n") else table + "\n")
 
 
+def report_head(result: dict, title: str) -> list[str]:
+    """A quality report's first lines: ``# title`` with the run's tag, then device, torch, date, commit
+    and command (and INCOMPLETE for a run that stopped early), each followed by a blank line."""
+    run = (f"{result['device']}, torch {result['versions']['torch']}, {result['date']}, commit {result['commit']}; "
+           f"`{result['command']}`" + ("" if result["complete"] else "; INCOMPLETE (run stopped early)"))  # fmt: skip
+    return [f"# {title}{result['tag'].replace('_', ' ')}", "", run, ""]
+
+
 def probe_table(rows: list[dict], column: str = "pool") -> list[str]:
     """The markdown table of a quality script's probe rows (``stage == "probe"``): features, their
     ``column`` (pool or layer), linear-probe and kNN accuracy, or the row's error."""

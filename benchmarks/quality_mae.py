@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from harness import Results, probe_table, run_info
+from harness import Results, probe_table, report_head, run_info
 from torch.utils.data import DataLoader, Subset
 
 from fastpretrain.data.image_transforms import RandomResizedCropFlip, Resize
@@ -79,9 +79,7 @@ def markdown(result: dict) -> str:
         pretrained = (f"Pre-training: {pre['steps']} steps x {pre['batch_size']} images ({pre['epochs']:.2f} "
                       f"epochs) in {pre['seconds']:.0f} s, loss {pre['first_loss']:.3f} -> {pre['final_loss']:.3f}.")
     probe = result["probe"]
-    lines = [f"# MAE quality on Fashion-MNIST{result['tag'].replace('_', ' ')}", "",
-             f"{result['device']}, torch {result['versions']['torch']}, {result['date']}, commit {result['commit']}; "
-             f"`{result['command']}`" + ("" if result["complete"] else "; INCOMPLETE (run stopped early)"), "",
+    lines = [*report_head(result, "MAE quality on Fashion-MNIST"),
              f"{pretrained} Probes: {probe['train_images']} train / {probe['test_images']} held-out test images "
              "(test split).", "", *probe_table(result["rows"])]  # fmt: skip
     return "\n".join(lines) + "\n"

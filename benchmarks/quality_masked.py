@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from harness import Results, run_info
+from harness import Results, report_head, run_info
 
 from fastpretrain.data.modalities import GroupsCollate, Labelled, get_modality
 from fastpretrain.data.timeseries import INSTALL_HINT, channel_stats, load_dataset, shipped_files
@@ -117,9 +117,7 @@ def _spread(values: list[float]) -> str:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"# Masked modeling beyond text and images{result['tag'].replace('_', ' ')}", "",
-             f"{result['device']}, torch {result['versions']['torch']}, {result['date']}, commit {result['commit']}; "
-             f"`{result['command']}`" + ("" if result["complete"] else "; INCOMPLETE (run stopped early)"), ""]  # fmt: skip
+    lines = report_head(result, "Masked modeling beyond text and images")
     rows = result["rows"]
     for r in rows:
         if "error" in r:

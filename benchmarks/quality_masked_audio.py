@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import torch
-from harness import Results, run_info
+from harness import Results, report_head, run_info
 
 from fastpretrain.data import spoken_words
 from fastpretrain.data.audio import NUM_CLUSTERS, AudioTokenizer, ClusterCollate
@@ -104,9 +104,7 @@ def _spread(values: list[float]) -> str:
 
 def markdown(result: dict) -> str:
     s = result["settings"]
-    lines = [f"# Masked modeling of speech frames{result['tag'].replace('_', ' ')}", "",
-             f"{result['device']}, torch {result['versions']['torch']}, {result['date']}, commit {result['commit']}; "
-             f"`{result['command']}`" + ("" if result["complete"] else "; INCOMPLETE (run stopped early)"), ""]  # fmt: skip
+    lines = report_head(result, "Masked modeling of speech frames")
     rows = result["rows"]
     for r in rows:
         if "error" in r:

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from harness import Results, run_info
+from harness import Results, report_head, run_info
 from quality_masked import pretrain
 
 from fastpretrain.data.modalities import GroupsCollate, get_modality
@@ -67,9 +67,7 @@ def _spread(values: list[float]) -> str:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"# Point-MAE / GeoMAE on synthetic point clouds{result['tag'].replace('_', ' ')}", "",
-             f"{result['device']}, torch {result['versions']['torch']}, {result['date']}, commit {result['commit']}; "
-             f"`{result['command']}`" + ("" if result["complete"] else "; INCOMPLETE (run stopped early)"), ""]  # fmt: skip
+    lines = report_head(result, "Point-MAE / GeoMAE on synthetic point clouds")
     rows = result["rows"]
     for r in rows:
         if "error" in r:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from harness import Results, probe_table, run_info
+from harness import Results, probe_table, report_head, run_info
 from torch.utils.data import Subset
 
 from fastpretrain.data.image_masking import MaskedImages
@@ -59,9 +59,7 @@ def pretrain(model, data, steps: int, args, lr: float, device) -> dict:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"# Masked image modeling on Fashion-MNIST{result['tag'].replace('_', ' ')}", "",
-             f"{result['device']}, torch {result['versions']['torch']}, {result['date']}, commit {result['commit']}; "
-             f"`{result['command']}`" + ("" if result["complete"] else "; INCOMPLETE (run stopped early)"), ""]  # fmt: skip
+    lines = report_head(result, "Masked image modeling on Fashion-MNIST")
     for r in result["rows"]:
         if r["stage"] == "pretrain":
             lines.append(f"- {r['model']} pre-training failed: {r['error']}" if "error" in r else

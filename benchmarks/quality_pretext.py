@@ -29,7 +29,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from harness import Results, probe_table, run_info
+from harness import Results, probe_table, report_head, run_info
 from quality_mae import pretrain
 from torch.utils.data import Subset
 
@@ -46,9 +46,7 @@ TASKS = {"inpaint": "inpaint_cnn_fashion_mnist", "inpaint_adv": "inpaint_cnn_adv
 
 
 def markdown(result: dict) -> str:
-    lines = [f"# CNN pretext tasks on Fashion-MNIST{result['tag'].replace('_', ' ')}", "",
-             f"{result['device']}, torch {result['versions']['torch']}, {result['date']}, commit {result['commit']}; "
-             f"`{result['command']}`" + ("" if result["complete"] else "; INCOMPLETE (run stopped early)"), ""]  # fmt: skip
+    lines = report_head(result, "CNN pretext tasks on Fashion-MNIST")
     for r in result["rows"]:
         if r["stage"] != "pretrain":
             continue

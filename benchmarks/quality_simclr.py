@@ -23,7 +23,7 @@ import functools
 from pathlib import Path
 
 import torch
-from harness import Results, probe_table, run_info
+from harness import Results, probe_table, report_head, run_info
 from quality_mae import features, pretrain
 from torch.utils.data import Subset
 
@@ -38,9 +38,7 @@ MODELS = {"simclr": "simclr_vit_fashion_mnist", "mae": "mae_vit_fashion_mnist"}
 
 
 def markdown(result: dict) -> str:
-    lines = [f"# SimCLR vs MAE quality on Fashion-MNIST{result['tag'].replace('_', ' ')}", "",
-             f"{result['device']}, torch {result['versions']['torch']}, {result['date']}, commit {result['commit']}; "
-             f"`{result['command']}`" + ("" if result["complete"] else "; INCOMPLETE (run stopped early)"), ""]  # fmt: skip
+    lines = report_head(result, "SimCLR vs MAE quality on Fashion-MNIST")
     for r in result["rows"]:
         if r["stage"] != "pretrain":
             continue
