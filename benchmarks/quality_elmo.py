@@ -24,6 +24,7 @@ from harness import Results, run_info, shown
 
 from fastpretrain.data import read_documents, split_sentences
 from fastpretrain.data.word_lm import TokenBlocks, WordCorpus, tokenize
+from fastpretrain.eval.cpc import sentence_pairs as next_sentence_pairs
 from fastpretrain.eval.elmo import evaluate_bilm, sentence_layers, word_similarity
 from fastpretrain.eval.probe import linear_probe
 from fastpretrain.models import ELMo, Word2Vec, model_config
@@ -69,19 +70,7 @@ def sentence_pairs(args, corpus, source) -> tuple[list, list, np.ndarray]:
     held = set(corpus.heldout_documents)
     docs = [[tokenize(s, lowercase=False) for p in doc for s in split_sentences(p)]
             for i, doc in enumerate(read_documents(source, progress=False)) if i in held]  # fmt: skip
-    docs = [d for d in docs if len(d) >= 2]
-    rng = np.random.default_rng(0)
-    firsts, seconds, labels = [], [], []
-    for _ in range(args.pairs):
-        d = int(rng.integers(len(docs)))
-        i = int(rng.integers(len(docs[d]) - 1))
-        other = int(rng.integers(len(docs) - 1))
-        other += other >= d
-        for label, second in ((1, docs[d][i + 1]), (0, docs[other][int(rng.integers(len(docs[other])))])):
-            firsts.append(docs[d][i])
-            seconds.append(second)
-            labels.append(label)
-    return firsts, seconds, np.array(labels)
+    return next_sentence_pairs(docs, args.pairs, seed=0)
 
 
 def probe(u: torch.Tensor, v: torch.Tensor, labels: np.ndarray) -> dict:
