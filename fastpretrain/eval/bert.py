@@ -23,6 +23,19 @@ from fastpretrain.eval.probe import linear_probe
 _LABEL_KEYS = ("mlm_labels", "nsp_labels")
 
 
+def eval_loader(model: nn.Module, dataset: Dataset, batch_size: int, max_examples: int | None,
+                device: str | torch.device | None, collate_fn: Callable = collate_packed) -> tuple[torch.device, DataLoader]:  # fmt: skip
+    """The device to evaluate on (the model's unless given) and a loader over the first
+    ``max_examples`` examples (default all); refuses an empty dataset and a batch_size below 1."""
+    if len(dataset) == 0:
+        raise ValueError("dataset: no example to evaluate")
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    n = len(dataset) if max_examples is None else min(max_examples, len(dataset))
+    return device, DataLoader(Subset(dataset, range(n)), batch_size=batch_size, collate_fn=collate_fn)
+
+
 @torch.no_grad()
 def evaluate_pretraining(model: nn.Module, dataset: Dataset, *, batch_size: int = 64, max_examples: int | None = None,
                          collate_fn: Callable = collate_packed, device: str | torch.device | None = None,
@@ -30,13 +43,8 @@ def evaluate_pretraining(model: nn.Module, dataset: Dataset, *, batch_size: int 
     """{"mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy", "probe_accuracy" (if ``probe``),
     "examples", "mlm_tokens"} over the first ``max_examples`` examples (default all), in eval mode
     (bf16 autocast on CUDA). The model's train/eval mode is restored afterwards."""
-    if len(dataset) == 0:
-        raise ValueError("dataset: no example to evaluate")
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    n = len(dataset) if max_examples is None else min(max_examples, len(dataset))
-    loader = DataLoader(Subset(dataset, range(n)), batch_size=batch_size, collate_fn=collate_fn)
+    device, loader = eval_loader(model, dataset, batch_size, max_examples, device, collate_fn)
+    n = len(loader.dataset)
     was_training = model.training
     model.eval()
     sums = {"mlm_loss": 0.0, "mlm_correct": 0, "mlm_tokens": 0, "nsp_loss": 0.0, "nsp_correct": 0}

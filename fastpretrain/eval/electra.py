@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
-from fastpretrain.data import collate_packed
-from fastpretrain.eval.bert import evaluate_pretraining
+from fastpretrain.eval.bert import eval_loader, evaluate_pretraining
 
 
 class UnmaskedExamples(Dataset):
@@ -40,13 +39,8 @@ def evaluate_electra(model: nn.Module, dataset: Dataset, *, batch_size: int = 64
     "all_original_accuracy" (discriminator and its baseline, every token), "examples", "tokens",
     "mlm_tokens", "probe_accuracy" (if ``probe``)} over the first ``max_examples`` examples (default
     all), in eval mode, the generator's samples drawn from ``seed``. The model's mode is restored."""
-    if len(dataset) == 0:
-        raise ValueError("dataset: no example to evaluate")
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    n = len(dataset) if max_examples is None else min(max_examples, len(dataset))
-    loader = DataLoader(Subset(dataset, range(n)), batch_size=batch_size, collate_fn=collate_packed)
+    device, loader = eval_loader(model, dataset, batch_size, max_examples, device)
+    n = len(loader.dataset)
     draws = torch.Generator(device).manual_seed(seed)
     sums = dict.fromkeys(("mlm_loss", "mlm_accuracy", "mlm_tokens", "rtd_loss", "rtd_accuracy", "replaced", "tokens"), 0.0)
     was_training = model.training
